@@ -1,0 +1,5 @@
+//! bgplane's BGP-4 protocol core, sans-IO: it owns the wire codec (`wire`), and later the
+//! RFC 4271 FSM and the RIB. It never touches sockets, clocks or an async runtime; the `speaker`
+//! crate drives it.
+
+pub mod wire;
