@@ -1,2 +1,7 @@
 //! bgplane's service load-balancing control plane (model, selection, Maglev, BPF maps) and
-//! kernel plumbing (rtnetlink). Filled in by the datapath issue.
+//! kernel plumbing (rtnetlink).
+//!
+//! `plan` is the boundary: the pure planner turns Kubernetes Service/EndpointSlice/Node objects
+//! into `plan::ServicePlan`s; the kernel side writes those into BPF maps.
+
+pub mod plan;
