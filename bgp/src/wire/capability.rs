@@ -153,17 +153,19 @@ impl Capability {
                 Capability::Multiprotocol(Family::new(u16_at(0)?, v[3]))
             }
             ROUTE_REFRESH if v.is_empty() => Capability::RouteRefresh,
-            EXTENDED_NEXT_HOP if !v.is_empty() && v.len() % 6 == 0 => Capability::ExtendedNextHop(
-                v.chunks_exact(6)
-                    .map(|c| ExtendedNextHop {
-                        afi: Afi(u16::from_be_bytes([c[0], c[1]])),
-                        safi: u16::from_be_bytes([c[2], c[3]]),
-                        next_hop_afi: Afi(u16::from_be_bytes([c[4], c[5]])),
-                    })
-                    .collect(),
-            ),
+            EXTENDED_NEXT_HOP if !v.is_empty() && v.len().is_multiple_of(6) => {
+                Capability::ExtendedNextHop(
+                    v.chunks_exact(6)
+                        .map(|c| ExtendedNextHop {
+                            afi: Afi(u16::from_be_bytes([c[0], c[1]])),
+                            safi: u16::from_be_bytes([c[2], c[3]]),
+                            next_hop_afi: Afi(u16::from_be_bytes([c[4], c[5]])),
+                        })
+                        .collect(),
+                )
+            }
             EXTENDED_MESSAGE if v.is_empty() => Capability::ExtendedMessage,
-            GRACEFUL_RESTART if v.len() >= 2 && (v.len() - 2) % 4 == 0 => {
+            GRACEFUL_RESTART if v.len() >= 2 && (v.len() - 2).is_multiple_of(4) => {
                 let head = u16_at(0)?;
                 Capability::GracefulRestart(GracefulRestart {
                     flags: (head >> 12) as u8,
@@ -180,7 +182,7 @@ impl Capability {
             FOUR_OCTET_AS if v.len() == 4 => {
                 Capability::FourOctetAs(u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
             }
-            ADD_PATH if !v.is_empty() && v.len() % 4 == 0 => Capability::AddPath(
+            ADD_PATH if !v.is_empty() && v.len().is_multiple_of(4) => Capability::AddPath(
                 v.chunks_exact(4)
                     .map(|c| {
                         (
@@ -191,7 +193,7 @@ impl Capability {
                     .collect(),
             ),
             ENHANCED_ROUTE_REFRESH if v.is_empty() => Capability::EnhancedRouteRefresh,
-            LONG_LIVED_GR if v.len() % 7 == 0 => Capability::LongLivedGr(
+            LONG_LIVED_GR if v.len().is_multiple_of(7) => Capability::LongLivedGr(
                 v.chunks_exact(7)
                     .map(|c| LlgrFamily {
                         family: Family::new(u16::from_be_bytes([c[0], c[1]]), c[2]),
