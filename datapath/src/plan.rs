@@ -49,7 +49,9 @@ pub struct BackendAddr {
 pub enum Selection {
     Random,
     /// Maglev consistent hashing with a prime table size (default 16381, at most 131071).
-    Maglev { table_size: u32 },
+    Maglev {
+        table_size: u32,
+    },
 }
 
 /// What one frontend should do, fully resolved by the planner.
@@ -59,7 +61,7 @@ pub struct ServicePlan {
     pub service: String,
     pub frontend: Frontend,
     /// Backends that take new connections (after topology and graceful-termination rules).
-    /// Empty means new connections are refused (TCP RST / ICMP unreachable), never blackholed.
+    /// Empty means new connections are refused or dropped as `no_backends` says.
     pub active: Vec<BackendAddr>,
     /// Backends that take no new connections but whose established flows are kept
     /// (terminating, still present in the EndpointSlice).
@@ -69,4 +71,17 @@ pub struct ServicePlan {
     pub affinity_timeout: Option<u32>,
     /// loadBalancerSourceRanges: when non-empty, only these client prefixes are served.
     pub source_ranges: Vec<IpNet>,
+    /// What a new connection gets while `active` is empty (kube-proxy's REJECT vs DROP).
+    pub no_backends: NoBackends,
+}
+
+/// kube-proxy's two answers for a frontend with no usable backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoBackends {
+    /// The service has no usable endpoint anywhere: refuse (TCP RST / ICMP unreachable).
+    Reject,
+    /// Traffic policy Local and usable endpoints exist only on other nodes: drop silently,
+    /// as kube-proxy does ("has no local endpoints"), so external load balancers and clients
+    /// see this node as not serving rather than as refusing.
+    Drop,
 }
