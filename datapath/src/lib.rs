@@ -4,4 +4,5 @@
 //! `plan` is the boundary: the pure planner turns Kubernetes Service/EndpointSlice/Node objects
 //! into `plan::ServicePlan`s; the kernel side writes those into BPF maps.
 
+pub mod maglev;
 pub mod plan;
