@@ -4,5 +4,7 @@
 //! `plan` is the boundary: the pure planner turns Kubernetes Service/EndpointSlice/Node objects
 //! into `plan::ServicePlan`s; the kernel side writes those into BPF maps.
 
+pub mod k8s;
 pub mod maglev;
+pub mod model;
 pub mod plan;
