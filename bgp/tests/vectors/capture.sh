@@ -4,10 +4,13 @@
 #
 #   sudo bash bgp/tests/vectors/capture.sh [PCAP_OUT]
 #
+# Default PCAP_OUT is capture.pcap beside this script, and then the .hex vectors here are
+# replaced by the new capture's. With another PCAP_OUT the vectors go to vectors/ beside it.
+#
 # Needs root and the Debian packages frr bird2 gobgpd exabgp tcpdump iproute2.
 # Everything lives in namespaces named bv<PID>-*, on 10.99.200.0/24 and fd00:99:200::/64.
 # Only the processes this script starts are stopped (by PID), in a trap that also runs on
-# failure. With no argument the pcap is kept in a temporary directory that is removed at exit.
+# failure. KEEP_WORK=1 keeps the daemons' configs and logs; DEBUG=1 prints frr-rr's summary.
 #
 # Topology: one bridge in a hub namespace (tcpdump runs there), one namespace per speaker:
 #   .1  frr-rr      FRR  AS65001  route reflector, zebra (for link-local next hops)
@@ -21,7 +24,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PCAP_OUT="${1:-}"
+PCAP_OUT="${1:-$HERE/capture.pcap}"
 P="bv$$"                       # unique prefix for namespaces and links
 HUB="$P-hub"
 WORK="$(mktemp -d /tmp/bgp-vectors.XXXXXX)"
@@ -169,10 +172,10 @@ router bgp 65001
  bgp graceful-restart preserve-fw-state
  timers bgp 3 9
  neighbor 10.99.200.1 remote-as 65001
- neighbor 10.99.200.1 extended-optional-parameters
  neighbor fd00:99:200::1 remote-as 65001
- neighbor 10.99.200.3 remote-as 65333
+ neighbor 10.99.200.3 remote-as 65003
  neighbor 10.99.200.3 timers connect 2
+ neighbor 10.99.200.3 extended-optional-parameters
  address-family ipv4 unicast
   neighbor 10.99.200.1 activate
   neighbor 10.99.200.3 activate
@@ -192,7 +195,10 @@ router bgp 4200000001
  timers bgp 3 9
  neighbor fd00:99:200::1 remote-as 65001
  neighbor fd00:99:200::1 capability extended-nexthop
+ neighbor 10.99.200.3 remote-as 65333
+ neighbor 10.99.200.3 timers connect 2
  address-family ipv4 unicast
+  neighbor 10.99.200.3 activate
   network 198.51.100.0/25
   network 198.51.100.128/25
   network 203.0.113.128/25
@@ -242,7 +248,13 @@ protocol bgp rr6 {
 }
 protocol bgp badas {
   local 10.99.200.3 as 65003;
-  neighbor 10.99.200.2 as 65001;
+  neighbor 10.99.200.2 as 65099;
+  hold time 9; connect retry time 2;
+  ipv4 { import none; export none; };
+}
+protocol bgp badas7 {
+  local 10.99.200.3 as 65003;
+  neighbor 10.99.200.7 as 4200000001;
   hold time 9; connect retry time 2;
   ipv4 { import none; export none; };
 }
@@ -296,7 +308,7 @@ EOF
 } >"$WORK/gobgp/gobgp.toml"
 
 # ---------------------------------------------------------------- ExaBGP
-ALL_ATTRS='origin igp as-path [ 65010 65011 65012 ( 65020 65021 ) ] med 100 local-preference 200 atomic-aggregate aggregator ( 65012:10.99.200.4 ) community [ 65001:100 65001:200 no-export ] extended-community [ target:65001:100 origin:65001:7 ] large-community [ 65001:1:2 65001:3:4 ] attribute [ 0xfa 0xc0 0x0102030405 ]'
+ALL_ATTRS='origin igp as-path [ 65010 65011 65012 ( 65020 65021 ) ] med 100 local-preference 200 atomic-aggregate aggregator ( 65012:10.99.200.4 ) community [ 65001:100 65001:200 65535:7 ] extended-community [ target:65001:100 origin:65001:7 ] large-community [ 65001:1:2 65001:3:4 ] attribute [ 0xfa 0xc0 0x0102030405 ]'
 cat >"$WORK/exabgp/exabgp.conf" <<EOF
 neighbor 10.99.200.1 {
   router-id 10.99.200.4;
@@ -371,8 +383,8 @@ vty frr-client -c 'clear bgp ipv4 unicast 10.99.200.1 soft in'
 vty frr-rr -c 'clear bgp ipv4 unicast 10.99.200.3 soft in'
 sleep 3
 log "withdrawals"
-gob global rib -a ipv4 del 192.0.2.64/26
-gob global rib -a ipv6 del 2001:db8:5::/48
+gob global rib -a ipv4 del 192.0.2.64/26 identifier 1
+gob global rib -a ipv6 del 2001:db8:5::/48 identifier 1
 ip netns exec "$P-bird" birdc -s "$WORK/bird/bird.ctl" disable s6 >/dev/null
 sleep 3
 log "notifications"
@@ -391,5 +403,16 @@ sleep 1
 [ "${DEBUG:-0}" = 1 ] && { vty frr-rr -c 'show bgp summary' >&2 || true; }
 kill -INT "$TCPDUMP_PID"; wait "$TCPDUMP_PID" 2>/dev/null || true
 log "pcap: $(stat -c %s "$PCAP") bytes"
-if [ -n "$PCAP_OUT" ]; then cp "$PCAP" "$PCAP_OUT"; fi
-python3 "$HERE/split_pcap.py" "$PCAP" --out "$HERE"
+cp "$PCAP" "$PCAP_OUT"
+# write into a fresh directory first, so a failed split leaves the checked-in vectors alone
+mkdir "$WORK/vectors"
+python3 "$HERE/split_pcap.py" "$PCAP" --out "$WORK/vectors"
+if [ "$(realpath "$(dirname "$PCAP_OUT")")" = "$HERE" ]; then
+    rm -f "$HERE"/*.hex
+    cp "$WORK"/vectors/*.hex "$HERE"/
+    log "vectors written to $HERE"
+else
+    mkdir -p "$(dirname "$PCAP_OUT")/vectors"
+    cp "$WORK"/vectors/*.hex "$(dirname "$PCAP_OUT")/vectors/"
+    log "vectors written to $(dirname "$PCAP_OUT")/vectors (pcap not in $HERE, checked-in vectors untouched)"
+fi
