@@ -8,3 +8,4 @@ pub mod k8s;
 pub mod maglev;
 pub mod model;
 pub mod plan;
+pub mod select;
