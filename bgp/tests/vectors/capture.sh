@@ -21,6 +21,8 @@
 #   .5  gobgp       GoBGP AS65005 eBGP to frr-rr (v4 + v6), ADD-PATH send
 #   .6  bird2oct    BIRD AS65006  2-octet-only (enable as4 off), hold time 3
 #   ::7 frr-as4     FRR  AS4200000001 eBGP over IPv6 to frr-rr with extended next hop
+#   .8  frr-c1      FRR  AS65081 in confederation 65080, eBGP (as 65080) to frr-rr
+#   .9  frr-c2      FRR  AS65082 in confederation 65080, confederation peer of frr-c1
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -90,6 +92,8 @@ node exabgp 4 4 14
 node gobgp 5 5
 node bird2oct 6 6
 node frr-as4 7 7
+node frr-c1 8 8
+node frr-c2 9 9
 
 PCAP="$WORK/capture.pcap"
 ip netns exec "$HUB" tcpdump -i br0 -s 0 -U -Z root -w "$PCAP" 'tcp port 179' 2>"$WORK/tcpdump.log" &
@@ -135,8 +139,10 @@ router bgp 65001
  neighbor 10.99.200.6 remote-as 65006
  neighbor fd00:99:200::7 remote-as 4200000001
  neighbor fd00:99:200::7 capability extended-nexthop
+ neighbor 10.99.200.8 remote-as 65080
  address-family ipv4 unicast
   network 10.99.201.0/24
+  neighbor 10.99.200.8 activate
   aggregate-address 192.0.2.0/24 as-set
   neighbor 10.99.200.2 activate
   neighbor 10.99.200.2 route-reflector-client
@@ -208,6 +214,42 @@ router bgp 4200000001
  address-family ipv6 unicast
   network 2001:db8:7::/48
   neighbor fd00:99:200::1 activate
+ exit-address-family
+EOF
+
+# confederation 65080 = member ASes 65081 (frr-c1, peers with frr-rr) and 65082 (frr-c2)
+cat >"$WORK/frr-c1/bgpd.conf" <<'EOF'
+hostname frr-c1
+router bgp 65081
+ bgp router-id 10.99.200.8
+ bgp confederation identifier 65080
+ bgp confederation peers 65082
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ no bgp default ipv4-unicast
+ timers bgp 3 9
+ neighbor 10.99.200.1 remote-as 65001
+ neighbor 10.99.200.9 remote-as 65082
+ address-family ipv4 unicast
+  network 192.0.2.128/25
+  neighbor 10.99.200.1 activate
+  neighbor 10.99.200.9 activate
+ exit-address-family
+EOF
+cat >"$WORK/frr-c2/bgpd.conf" <<'EOF'
+hostname frr-c2
+router bgp 65082
+ bgp router-id 10.99.200.9
+ bgp confederation identifier 65080
+ bgp confederation peers 65081
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ no bgp default ipv4-unicast
+ timers bgp 3 9
+ neighbor 10.99.200.8 remote-as 65081
+ address-family ipv4 unicast
+  network 192.0.2.192/26
+  neighbor 10.99.200.8 activate
  exit-address-family
 EOF
 
@@ -309,6 +351,8 @@ EOF
 
 # ---------------------------------------------------------------- ExaBGP
 ALL_ATTRS='origin igp as-path [ 65010 65011 65012 ( 65020 65021 ) ] med 100 local-preference 200 atomic-aggregate aggregator ( 65012:10.99.200.4 ) community [ 65001:100 65001:200 65535:7 ] extended-community [ target:65001:100 origin:65001:7 ] large-community [ 65001:1:2 65001:3:4 ] attribute [ 0xfa 0xc0 0x0102030405 ]'
+# 1100 communities (4400 octets): an UPDATE over 4096 octets, legal only with extended messages
+BIG_COMMS="$(for i in $(seq 1 1100); do printf '65001:%d ' "$i"; done)"
 cat >"$WORK/exabgp/exabgp.conf" <<EOF
 neighbor 10.99.200.1 {
   router-id 10.99.200.4;
@@ -327,6 +371,7 @@ neighbor 10.99.200.1 {
     route 192.168.77.0/24 next-hop 10.99.200.4 $ALL_ATTRS;
     route 192.168.78.200/30 next-hop 10.99.200.4 $ALL_ATTRS;
     route 192.168.79.9/32 next-hop 10.99.200.4 $ALL_ATTRS;
+    route 192.168.100.0/24 next-hop 10.99.200.4 community [ no-export $BIG_COMMS ];
   }
 }
 neighbor 10.99.200.1 {
@@ -348,6 +393,8 @@ log "starting daemons in $P-*"
 frr_start frr-rr
 frr_start frr-client
 frr_start frr-as4
+frr_start frr-c1
+frr_start frr-c2
 for b in bird bird2oct; do
     ip netns exec "$P-$b" bird -c "$WORK/$b/bird.conf" -s "$WORK/$b/bird.ctl" -P "$WORK/$b/bird.pid"
 done
@@ -371,7 +418,7 @@ gob global rib -a ipv6 add 2001:db8:5::/48 identifier 1
 log "waiting for sessions"
 for i in $(seq 60); do
     n=$(vty frr-rr -c 'show bgp neighbors json' | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(1 for v in d.values() if isinstance(v,dict) and v.get("bgpState")=="Established"))')
-    [ "$n" -ge 10 ] && break
+    [ "$n" -ge 11 ] && break
     sleep 1
 done
 log "frr-rr has $n established sessions after ${i}s"

@@ -32,6 +32,8 @@ NODES = {
     5: ("gobgp", "gobgp"),
     6: ("bird", "bird2oct"),
     7: ("frr", "frr-as4"),
+    8: ("frr", "frr-c1"),
+    9: ("frr", "frr-c2"),
 }
 
 
@@ -658,6 +660,11 @@ RULES = [
     ("gobgp-update-eor-ipv4", "gobgp", "frr-rr", lambda m: T(m) == "UPDATE" and m.info.get("eor") == (1, 1)),
     ("gobgp-update-eor-ipv6", "gobgp", "frr-rr", lambda m: T(m) == "UPDATE" and m.info.get("eor") == (2, 1)),
     ("frr-update-unknown-attr-partial", "frr-rr", "bird", lambda m: has(m, 250) and m.info["flags"][250] & 0x20),
+    ("exabgp-update-extended-message", "exabgp", "frr-rr", lambda m: T(m) == "UPDATE" and len(m.raw) > 4096),
+    ("frr-update-extended-message-reflected", "frr-rr", "frr-client", lambda m: T(m) == "UPDATE" and len(m.raw) > 4096),
+    ("frr-update-confed-sequence", "frr-c1", "frr-c2", lambda m: has(m, 2) and "(" in m.desc and "65001" in m.desc),
+    ("frr-update-confed-local", "frr-c2", "frr-c1", lambda m: has(m, 2) and "192.0.2.192/26" in m.info["nlri"]),
+    ("frr-update-from-confederation", "frr-c1", "frr-rr", lambda m: has(m, 2) and "192.0.2.192/26" in m.info["nlri"]),
     ("exabgp-update-eor-ipv4", "exabgp", "frr-rr", lambda m: T(m) == "UPDATE" and m.info.get("eor") == (1, 1)),
     # ROUTE-REFRESH
     ("frr-route-refresh", "frr-client", "frr-rr", lambda m: T(m) == "ROUTE-REFRESH" and m.info["subtype"] == 0),
