@@ -2,4 +2,7 @@
 //! RFC 4271 FSM and the RIB. It never touches sockets, clocks or an async runtime; the `speaker`
 //! crate drives it.
 
+pub mod fsm;
+pub mod negotiate;
+pub mod peer;
 pub mod wire;
