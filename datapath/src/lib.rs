@@ -8,4 +8,5 @@ pub mod k8s;
 pub mod maglev;
 pub mod model;
 pub mod plan;
+pub mod planner;
 pub mod select;
