@@ -119,3 +119,21 @@ mod update;
 
 pub use open::*;
 pub use update::*;
+
+mod as4;
+pub mod aspath;
+pub mod attr;
+pub mod community;
+pub mod mp;
+pub mod nlri;
+pub mod treat;
+
+pub use aspath::{AsPath, Segment, SegmentType};
+pub use attr::{attr_type, flag, Aggregator, Attr, AttrValue, Origin};
+pub use community::{Community, ExtAdmin, ExtCommunity, LargeCommunity};
+pub use mp::{MpNlri, MpReach, MpUnreach, NextHop};
+pub use nlri::Nlri;
+pub use treat::{Action, AttrError, Treatment};
+
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod arbitrary;
