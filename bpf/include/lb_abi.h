@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The map ABI shared by bpf/{lb,sock}.c and datapath/src/maps.rs (which mirrors every struct
+ * here with size and offset asserts). Layout version 1: every map name ends in _v1, so a loader
+ * of a later layout never adopts (or reads) a pin written with this one.
+ *
+ * Conventions:
+ * - Addresses are 16 bytes, network byte order; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d),
+ *   so one set of maps serves both families and a v6 socket dialling ::ffff:VIP hits the same
+ *   service as a v4 socket dialling VIP.
+ * - Fields ending in _be are network byte order; every other integer is host byte order.
+ * - Padding is explicit and always written as zero (hash keys compare every byte).
+ */
+#ifndef BGPLANE_LB_ABI_H
+#define BGPLANE_LB_ABI_H
+
+#include <linux/types.h>
+
+#define LB_LAYOUT_VERSION 1
+
+union lb_addr {
+	__u8 b[16];
+	__be32 w[4];
+};
+
+/* ---- services: lb_svc_v1 (hash) ------------------------------------------------------- */
+
+struct lb_svc_key {
+	union lb_addr addr;
+	__be16 port_be;
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 pad;
+};
+
+/* lb_svc_val.kind */
+#define LB_KIND_CLUSTER_IP 1
+#define LB_KIND_NODE_PORT 2
+#define LB_KIND_LOAD_BALANCER 3
+#define LB_KIND_EXTERNAL_IP 4
+
+/* lb_svc_val.flags */
+#define LB_SVC_F_MAGLEV (1 << 0)     /* select via lb_maglev_v1[svc_id] */
+#define LB_SVC_F_AFFINITY (1 << 1)   /* ClientIP affinity, affinity_timeout_s */
+#define LB_SVC_F_SRC_RANGE (1 << 2)  /* only clients in lb_srcrange_v1 */
+#define LB_SVC_F_DROP_EMPTY (1 << 3) /* no active backend: drop (kube-proxy DROP), not refuse */
+
+struct lb_svc_val {
+	__u32 svc_id;             /* 32-bit service id; also the reverse-NAT id */
+	__u32 count;              /* active backends: slots slot_base+1 ..= slot_base+count */
+	__u32 slot_base;          /* 0 or LB_SLOT_GEN: which generation of slots is live */
+	__u32 affinity_timeout_s;
+	__u32 maglev_size;        /* entries in this service's maglev table */
+	__u16 flags;
+	__u8 kind;
+	__u8 pad;
+};
+
+/* ---- backend slots: lb_slot_v1 (hash) -------------------------------------------------- */
+/* Make-before-break: the writer fills the other generation's slots, then flips
+ * lb_svc_val.{slot_base,count} in one update, then deletes the old generation. */
+#define LB_SLOT_GEN 0x80000000u
+
+struct lb_slot_key {
+	__u32 svc_id;
+	__u32 slot;
+};
+
+struct lb_slot_val {
+	__u32 backend_id;
+};
+
+/* ---- backends: lb_backend_v1 (hash, key: __u32 backend id) ----------------------------- */
+
+#define LB_BE_F_LOCAL (1 << 0)       /* on this node: no SNAT toward it */
+#define LB_BE_F_TERMINATING (1 << 1) /* active in no service: affinity must not pick it */
+
+struct lb_backend_val {
+	union lb_addr addr;
+	__be16 port_be;
+	__u8 flags;
+	__u8 pad;
+};
+
+/* ---- maglev: lb_maglev_v1 (hash of maps, key: __u32 svc id) ----------------------------- */
+/* Inner: array, key __u32 index, value __u32 backend id; max_entries = the table size (a prime,
+ * per service: BPF_F_INNER_MAP lets inner maps differ in size). */
+
+/* ---- connection tracking: lb_ct_v1 (LRU hash) ------------------------------------------ */
+
+#define LB_CT_FWD 0   /* client -> frontend, as received */
+#define LB_CT_REPLY 1 /* backend -> client (or node SNAT address), as received */
+
+struct lb_ct_key {
+	union lb_addr saddr;
+	union lb_addr daddr;
+	__be16 sport_be;
+	__be16 dport_be;
+	__u8 proto;
+	__u8 dir;
+	__u8 pad[2];
+};
+
+#define LB_CT_F_SNAT (1 << 0) /* the flow is source-NATed to the node address */
+
+/*
+ * FWD entries: backend_id/svc_id chosen; if SNAT, nat_addr/nat_port_be is the node address and
+ * port used toward the backend.
+ * REPLY entries: vip_addr/vip_port_be is the frontend restored as source; if SNAT,
+ * nat_addr/nat_port_be is the client restored as destination.
+ */
+struct lb_ct_val {
+	union lb_addr vip_addr;
+	union lb_addr nat_addr;
+	__be16 vip_port_be;
+	__be16 nat_port_be;
+	__u32 backend_id;
+	__u32 svc_id;
+	__u16 flags;
+	__u8 pad[2];
+	__u64 last_seen_ns;
+};
+
+/* ---- session affinity: lb_affinity_v1 (LRU hash) --------------------------------------- */
+
+#define LB_AFF_CLIENT_IP 0  /* client: the client address (tc) */
+#define LB_AFF_NETNS 1      /* client.w[0..1]: netns cookie (socket LB ClientIP affinity) */
+#define LB_AFF_SOCKET 2     /* client.w[0..1]: socket cookie (unconnected UDP, per socket) */
+
+struct lb_affinity_key {
+	union lb_addr client;
+	__u32 svc_id;
+	__u8 by;
+	__u8 pad[3];
+};
+
+struct lb_affinity_val {
+	__u64 last_used_ns;
+	__u32 backend_id;
+	__u32 pad;
+};
+
+/* ---- loadBalancerSourceRanges: lb_srcrange_v1 (LPM trie) -------------------------------- */
+/* prefixlen counts svc_id's 32 bits plus the address prefix (IPv4: 96 + len). The svc_id is
+ * always fully inside the prefix, so its byte order does not matter to the match. */
+struct lb_srcrange_key {
+	__u32 prefixlen;
+	__u32 svc_id;
+	union lb_addr addr;
+};
+
+/* ---- socket LB reverse translation: lb_sock_rev_v1 (LRU hash) --------------------------- */
+
+struct lb_sock_rev_key {
+	__u64 cookie;
+	union lb_addr addr; /* backend */
+	__be16 port_be;
+	__u8 pad[6];
+};
+
+struct lb_sock_rev_val {
+	union lb_addr addr; /* frontend */
+	__be16 port_be;
+	__u8 pad[2];
+};
+
+_Static_assert(sizeof(union lb_addr) == 16, "lb_addr");
+_Static_assert(sizeof(struct lb_svc_key) == 20, "lb_svc_key");
+_Static_assert(sizeof(struct lb_svc_val) == 24, "lb_svc_val");
+_Static_assert(sizeof(struct lb_slot_key) == 8, "lb_slot_key");
+_Static_assert(sizeof(struct lb_slot_val) == 4, "lb_slot_val");
+_Static_assert(sizeof(struct lb_backend_val) == 20, "lb_backend_val");
+_Static_assert(sizeof(struct lb_ct_key) == 40, "lb_ct_key");
+_Static_assert(sizeof(struct lb_ct_val) == 56, "lb_ct_val");
+_Static_assert(sizeof(struct lb_affinity_key) == 24, "lb_affinity_key");
+_Static_assert(sizeof(struct lb_affinity_val) == 16, "lb_affinity_val");
+_Static_assert(sizeof(struct lb_srcrange_key) == 24, "lb_srcrange_key");
+_Static_assert(sizeof(struct lb_sock_rev_key) == 32, "lb_sock_rev_key");
+_Static_assert(sizeof(struct lb_sock_rev_val) == 20, "lb_sock_rev_val");
+
+#endif

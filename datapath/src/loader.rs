@@ -1,0 +1,317 @@
+//! Loads the committed BPF objects (bpf/obj/*.o, built by bpf/build.sh), pins their maps under
+//! a bpffs directory (adopting pins an earlier agent left), attaches the tc programs to devices
+//! and the socket programs to a cgroup2 directory, and pins the links so everything keeps
+//! working after the process that loaded it exits.
+//!
+//! Layout under the bpffs directory: `<map>_v1` for every map (see `maps::names`), and
+//! `links/tc-<device>-{ingress,egress}`, `links/cgroup-<program>` for the attachments. A pinned
+//! link is adopted as it is: a restarted agent re-attaches nothing that is still attached.
+
+use std::ffi::CString;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use aya::programs::links::{CgroupAttachMode, FdLink, PinnedLink};
+use aya::programs::{CgroupSockAddr, SchedClassifier, TcAttachType};
+use aya::{Ebpf, EbpfLoader};
+
+#[repr(C, align(8))]
+struct Aligned<B: ?Sized>(B);
+
+/// The objects, 8-byte aligned as aya's ELF parser needs.
+static LB_OBJ: &Aligned<[u8]> = &Aligned(*include_bytes!("../../bpf/obj/lb.o"));
+static SOCK_OBJ: &Aligned<[u8]> = &Aligned(*include_bytes!("../../bpf/obj/sock.o"));
+
+/// The tc programs in lb.o.
+pub const TC_INGRESS: &str = "lb_ingress";
+pub const TC_EGRESS: &str = "lb_egress";
+/// The socket programs in sock.o.
+pub const SOCK_PROGRAMS: [&str; 8] = [
+    "sock_connect4",
+    "sock_connect6",
+    "sock_sendmsg4",
+    "sock_sendmsg6",
+    "sock_recvmsg4",
+    "sock_recvmsg6",
+    "sock_getpeername4",
+    "sock_getpeername6",
+];
+
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("bpffs at {path}: {what}: {source}")]
+    Bpffs {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("loading {object}: {source}")]
+    Load {
+        object: &'static str,
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
+    #[error("program {program}: {what}: {source}")]
+    Program {
+        program: String,
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("program {0} is not in the object")]
+    Missing(String),
+}
+
+/// Load-time settings of lb.o.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// bpffs directory for pins (mounted if it is not bpffs yet).
+    pub bpffs: PathBuf,
+    /// SNAT source toward backends on other nodes (IPv4 / IPv6). Unset: no SNAT for that
+    /// family (remote backends are then DNATed only).
+    pub node_ip4: Option<Ipv4Addr>,
+    pub node_ip6: Option<Ipv6Addr>,
+    /// Ports SNAT allocates from (inclusive); keep it clear of the NodePort range.
+    pub snat_ports: (u16, u16),
+    /// `(map name, max_entries)` overrides, e.g. a bigger CT table.
+    pub max_entries: Vec<(&'static str, u32)>,
+}
+
+impl LoadConfig {
+    pub fn new(bpffs: impl Into<PathBuf>) -> Self {
+        LoadConfig {
+            bpffs: bpffs.into(),
+            node_ip4: None,
+            node_ip6: None,
+            snat_ports: (33000, 60999),
+            max_entries: Vec::new(),
+        }
+    }
+}
+
+fn is_bpffs(path: &Path) -> io::Result<bool> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: statfs writes into the zeroed struct we pass; c is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+}
+
+/// Makes `path` a bpffs directory: creates it and mounts bpffs on it unless it (or the mount it
+/// lies in) already is one.
+pub fn ensure_bpffs(path: &Path) -> Result<(), LoadError> {
+    let err = |what, source| LoadError::Bpffs {
+        path: path.to_path_buf(),
+        what,
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(|e| err("create", e))?;
+    if is_bpffs(path).map_err(|e| err("statfs", e))? {
+        return Ok(());
+    }
+    let src = CString::new("bpf").map_err(|_| err("mount", io::ErrorKind::InvalidInput.into()))?;
+    let dst = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| err("mount", io::ErrorKind::InvalidInput.into()))?;
+    // SAFETY: all pointers are NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            src.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(err("mount -t bpf", io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Both objects loaded, their maps pinned (or adopted) under `bpffs`.
+pub struct Datapath {
+    pub lb: Ebpf,
+    pub sock: Ebpf,
+    bpffs: PathBuf,
+}
+
+/// What an attach call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttachStats {
+    pub attached: usize,
+    /// Links already pinned by an earlier loader, kept as they are.
+    pub adopted: usize,
+}
+
+fn prog_err(
+    program: &str,
+    what: impl Into<String>,
+) -> impl FnOnce(aya::programs::ProgramError) -> LoadError + '_ {
+    let what = what.into();
+    move |e| LoadError::Program {
+        program: program.to_string(),
+        what,
+        source: Box::new(e),
+    }
+}
+
+impl Datapath {
+    /// Loads lb.o and sock.o. Maps are created and pinned, or adopted from their pins.
+    /// Programs are not loaded into the kernel until something attaches (or tests) them.
+    pub fn load(cfg: &LoadConfig) -> Result<Self, LoadError> {
+        ensure_bpffs(&cfg.bpffs)?;
+        let ip4 = cfg
+            .node_ip4
+            .map_or(0u32, |ip| u32::from_ne_bytes(ip.octets()));
+        // `__be32 NODE_IP6[4]`: four words holding the address bytes in network order.
+        let ip6: [u32; 4] = cfg.node_ip6.map_or([0; 4], |ip| {
+            let o = ip.octets();
+            std::array::from_fn(|i| {
+                u32::from_ne_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+            })
+        });
+        let mut l = EbpfLoader::new();
+        l.default_map_pin_directory(&cfg.bpffs)
+            .override_global("NODE_IP4", &ip4, true)
+            .override_global("NODE_IP6", &ip6, true)
+            .override_global("SNAT_PORT_MIN", &cfg.snat_ports.0, true)
+            .override_global("SNAT_PORT_MAX", &cfg.snat_ports.1, true);
+        for (name, n) in &cfg.max_entries {
+            l.map_max_entries(name, *n);
+        }
+        let lb = l.load(&LB_OBJ.0).map_err(|e| LoadError::Load {
+            object: "bpf/obj/lb.o",
+            source: Box::new(e),
+        })?;
+        let mut s = EbpfLoader::new();
+        s.default_map_pin_directory(&cfg.bpffs);
+        for (name, n) in &cfg.max_entries {
+            s.map_max_entries(name, *n);
+        }
+        let sock = s.load(&SOCK_OBJ.0).map_err(|e| LoadError::Load {
+            object: "bpf/obj/sock.o",
+            source: Box::new(e),
+        })?;
+        Ok(Datapath {
+            lb,
+            sock,
+            bpffs: cfg.bpffs.clone(),
+        })
+    }
+
+    pub fn bpffs(&self) -> &Path {
+        &self.bpffs
+    }
+
+    fn links_dir(&self) -> Result<PathBuf, LoadError> {
+        let dir = self.bpffs.join("links");
+        std::fs::create_dir_all(&dir).map_err(|source| LoadError::Bpffs {
+            path: dir.clone(),
+            what: "create links dir",
+            source,
+        })?;
+        Ok(dir)
+    }
+
+    /// A tc program, loaded into the kernel (for attaching or BPF_PROG_TEST_RUN).
+    pub fn classifier(&mut self, name: &str) -> Result<&mut SchedClassifier, LoadError> {
+        let prog: &mut SchedClassifier = self
+            .lb
+            .program_mut(name)
+            .ok_or_else(|| LoadError::Missing(name.to_string()))?
+            .try_into()
+            .map_err(prog_err(name, "not a classifier"))?;
+        if prog.fd().is_err() {
+            prog.load().map_err(prog_err(name, "load (verifier)"))?;
+        }
+        Ok(prog)
+    }
+
+    /// Attaches lb_ingress / lb_egress to `device` (TCX) in the calling thread's network
+    /// namespace, pinning the links; links pinned earlier are adopted.
+    pub fn attach_tc(&mut self, device: &str) -> Result<AttachStats, LoadError> {
+        let dir = self.links_dir()?;
+        let mut st = AttachStats::default();
+        for (name, kind, tag) in [
+            (TC_INGRESS, TcAttachType::Ingress, "ingress"),
+            (TC_EGRESS, TcAttachType::Egress, "egress"),
+        ] {
+            let pin = dir.join(format!("tc-{device}-{tag}"));
+            if PinnedLink::from_pin(&pin).is_ok() {
+                st.adopted += 1;
+                continue;
+            }
+            let prog = self.classifier(name)?;
+            let id = prog
+                .attach(device, kind)
+                .map_err(prog_err(name, format!("attach to {device}")))?;
+            let link = prog.take_link(id).map_err(prog_err(name, "take link"))?;
+            let fd: FdLink = link
+                .try_into()
+                .map_err(|e: aya::programs::links::LinkError| LoadError::Program {
+                    program: name.to_string(),
+                    what: "tc link is not an fd link (TCX needs kernel 6.6)".into(),
+                    source: Box::new(e),
+                })?;
+            fd.pin(&pin).map_err(|e| LoadError::Program {
+                program: name.to_string(),
+                what: format!("pin link at {}", pin.display()),
+                source: Box::new(e),
+            })?;
+            st.attached += 1;
+        }
+        Ok(st)
+    }
+
+    /// Attaches every socket program to the cgroup2 directory `cgroup`, pinning the links.
+    pub fn attach_cgroup(&mut self, cgroup: &Path) -> Result<AttachStats, LoadError> {
+        let dir = self.links_dir()?;
+        let file = std::fs::File::open(cgroup).map_err(|source| LoadError::Bpffs {
+            path: cgroup.to_path_buf(),
+            what: "open cgroup",
+            source,
+        })?;
+        let mut st = AttachStats::default();
+        for name in SOCK_PROGRAMS {
+            let pin = dir.join(format!("cgroup-{name}"));
+            if PinnedLink::from_pin(&pin).is_ok() {
+                st.adopted += 1;
+                continue;
+            }
+            let prog: &mut CgroupSockAddr = self
+                .sock
+                .program_mut(name)
+                .ok_or_else(|| LoadError::Missing(name.to_string()))?
+                .try_into()
+                .map_err(prog_err(name, "not a cgroup sock_addr program"))?;
+            if prog.fd().is_err() {
+                prog.load().map_err(prog_err(name, "load (verifier)"))?;
+            }
+            let id = prog
+                .attach(&file, CgroupAttachMode::AllowMultiple)
+                .map_err(prog_err(name, format!("attach to {}", cgroup.display())))?;
+            let link = prog.take_link(id).map_err(prog_err(name, "take link"))?;
+            let fd: FdLink = link
+                .try_into()
+                .map_err(|e: aya::programs::links::LinkError| LoadError::Program {
+                    program: name.to_string(),
+                    what: "cgroup link is not an fd link".into(),
+                    source: Box::new(e),
+                })?;
+            fd.pin(&pin).map_err(|e| LoadError::Program {
+                program: name.to_string(),
+                what: format!("pin link at {}", pin.display()),
+                source: Box::new(e),
+            })?;
+            st.attached += 1;
+        }
+        Ok(st)
+    }
+}

@@ -1,0 +1,437 @@
+//! BPF_PROG_TEST_RUN of lb.o's tc programs on crafted packets: NAT both ways, checksums
+//! recomputed from scratch, connection tracking across backend state changes. Each test runs
+//! in a fresh network namespace with its own bpffs, so maps are per test.
+
+use std::net::IpAddr;
+
+use aya::{TestRun, TestRunOptions};
+use datapath::loader::{Datapath, LoadConfig, TC_EGRESS, TC_INGRESS};
+use datapath::plan::{FrontendKind, Protocol, Selection, ServicePlan};
+use datapath::writer::Writer;
+
+use crate::env::*;
+use crate::pkt::{self, Parsed};
+
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
+
+/// Runs a tc program on `packet`; returns the verdict and the packet as the program left it.
+fn run(dp: &mut Datapath, prog: &str, packet: &[u8]) -> (u32, Vec<u8>) {
+    let p = dp.classifier(prog).expect("load classifier");
+    let mut out = vec![0u8; packet.len() + 256];
+    let r = p
+        .test_run(TestRunOptions {
+            data_in: Some(packet),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    out.truncate(r.data_size_out as usize);
+    (r.return_value, out)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+struct Fixture {
+    dp: Datapath,
+    w: Writer,
+}
+
+fn fixture(bpffs: &Bpffs, cfg: impl FnOnce(&mut LoadConfig)) -> Fixture {
+    let mut c = LoadConfig::new(&bpffs.path);
+    cfg(&mut c);
+    let dp = Datapath::load(&c).expect("load objects");
+    let w = Writer::open(&bpffs.path, writer_cfg(vec![])).expect("open writer");
+    Fixture { dp, w }
+}
+
+#[test]
+fn dnat_to_local_backend_and_reverse_nat_keep_checksums_tcp_udp_v4_v6() {
+    let fs = Bpffs::new("pr-dnat");
+    in_netns(None, move || {
+        let fs = fs;
+        let mut f = fixture(&fs, |_| {});
+        let cases = [
+            ("10.99.200.10", "10.99.201.5", "10.99.202.7"),
+            ("fd00:99:200::10", "fd00:99:201::5", "fd00:99:202::7"),
+        ];
+        let mut plans = Vec::new();
+        for (vip, backend, _) in cases {
+            for proto in [Protocol::Tcp, Protocol::Udp] {
+                plans.push(plan(
+                    &format!("{vip}-{proto:?}"),
+                    FrontendKind::LoadBalancer,
+                    vip,
+                    80,
+                    proto,
+                    vec![be(backend, 8080, true)],
+                ));
+            }
+        }
+        let st = f.w.apply(&plans).expect("apply");
+        assert_eq!(st.services_written, 4);
+        for (vip, backend, client) in cases {
+            for proto in [pkt::TCP, pkt::UDP] {
+                let syn = pkt::build(ip(client), ip(vip), 40000, 80, proto, b"hello");
+                let (verdict, out) = run(&mut f.dp, TC_INGRESS, &syn);
+                assert_eq!(verdict, TC_ACT_OK, "{vip} proto {proto}");
+                assert_eq!(
+                    pkt::parse_checked(&out),
+                    Parsed {
+                        src: ip(client),
+                        dst: ip(backend),
+                        sport: 40000,
+                        dport: 8080
+                    },
+                    "DNAT {vip} proto {proto}"
+                );
+                let reply = pkt::build(ip(backend), ip(client), 8080, 40000, proto, b"world!");
+                let (verdict, out) = run(&mut f.dp, TC_EGRESS, &reply);
+                assert_eq!(verdict, TC_ACT_OK);
+                assert_eq!(
+                    pkt::parse_checked(&out),
+                    Parsed {
+                        src: ip(vip),
+                        dst: ip(client),
+                        sport: 80,
+                        dport: 40000
+                    },
+                    "reverse NAT {vip} proto {proto}"
+                );
+            }
+        }
+        // ClusterIP is the socket hooks' job: tc leaves it alone.
+        f.w.apply(&[plan(
+            "cip",
+            FrontendKind::ClusterIp,
+            "10.99.203.1",
+            80,
+            Protocol::Tcp,
+            vec![be("10.99.201.5", 8080, true)],
+        )])
+        .expect("apply");
+        let syn = pkt::build(
+            ip("10.99.202.7"),
+            ip("10.99.203.1"),
+            40001,
+            80,
+            pkt::TCP,
+            b"",
+        );
+        let (verdict, out) = run(&mut f.dp, TC_INGRESS, &syn);
+        assert_eq!(verdict, TC_ACT_OK);
+        assert_eq!(out, syn, "a ClusterIP packet is not touched by tc");
+    });
+}
+
+#[test]
+fn remote_backend_gets_snat_to_node_address_and_replies_are_reversed() {
+    let fs = Bpffs::new("pr-snat");
+    in_netns(None, move || {
+        let fs = fs;
+        let mut f = fixture(&fs, |c| {
+            c.node_ip4 = Some("10.99.210.1".parse().unwrap());
+            c.node_ip6 = Some("fd00:99:210::1".parse().unwrap());
+            c.snat_ports = (40000, 40100);
+        });
+        let cases = [
+            ("10.99.210.100", "10.99.211.5", "10.99.212.7", "10.99.210.1"),
+            (
+                "fd00:99:210::100",
+                "fd00:99:211::5",
+                "fd00:99:212::7",
+                "fd00:99:210::1",
+            ),
+        ];
+        let plans: Vec<ServicePlan> = cases
+            .iter()
+            .flat_map(|(vip, backend, _, _)| {
+                [Protocol::Tcp, Protocol::Udp].map(|proto| {
+                    plan(
+                        &format!("{vip}{proto:?}"),
+                        FrontendKind::NodePort,
+                        vip,
+                        30080,
+                        proto,
+                        vec![be(backend, 8080, false)],
+                    )
+                })
+            })
+            .collect();
+        f.w.apply(&plans).expect("apply");
+        for (vip, backend, client, node) in cases {
+            for proto in [pkt::TCP, pkt::UDP] {
+                let syn = pkt::build(ip(client), ip(vip), 51000, 30080, proto, b"abc");
+                let (verdict, out) = run(&mut f.dp, TC_INGRESS, &syn);
+                assert!(
+                    verdict == TC_ACT_OK || verdict == TC_ACT_REDIRECT,
+                    "verdict {verdict}"
+                );
+                let fwd = pkt::parse_checked(&out);
+                assert_eq!((fwd.src, fwd.dst, fwd.dport), (ip(node), ip(backend), 8080));
+                assert!(
+                    (40000..=40100).contains(&fwd.sport),
+                    "SNAT port {}",
+                    fwd.sport
+                );
+                // A second packet of the flow keeps its SNAT port.
+                let (_, again) = run(&mut f.dp, TC_INGRESS, &syn);
+                assert_eq!(pkt::parse_checked(&again), fwd);
+
+                let reply = pkt::build(ip(backend), ip(node), 8080, fwd.sport, proto, b"reply");
+                let (verdict, out) = run(&mut f.dp, TC_INGRESS, &reply);
+                assert!(
+                    verdict == TC_ACT_OK || verdict == TC_ACT_REDIRECT,
+                    "verdict {verdict}"
+                );
+                assert_eq!(
+                    pkt::parse_checked(&out),
+                    Parsed {
+                        src: ip(vip),
+                        dst: ip(client),
+                        sport: 30080,
+                        dport: 51000
+                    },
+                    "reverse SNAT+DNAT {vip} proto {proto}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn terminating_backend_keeps_its_flows_and_a_deleted_one_is_reselected() {
+    let fs = Bpffs::new("pr-term");
+    in_netns(None, move || {
+        let fs = fs;
+        let mut f = fixture(&fs, |_| {});
+        let (vip, client) = ("10.99.220.100", "10.99.222.7");
+        let b1 = be("10.99.221.1", 8080, true);
+        let b2 = be("10.99.221.2", 8080, true);
+        let mut p = plan(
+            "term",
+            FrontendKind::LoadBalancer,
+            vip,
+            80,
+            Protocol::Tcp,
+            vec![b1.clone(), b2.clone()],
+        );
+        f.w.apply(std::slice::from_ref(&p)).expect("apply");
+        let flow = pkt::build(ip(client), ip(vip), 42000, 80, pkt::TCP, b"");
+        let (_, out) = run(&mut f.dp, TC_INGRESS, &flow);
+        let first = pkt::parse_checked(&out).dst;
+        let (chosen, other) = if first == b1.addr { (b1, b2) } else { (b2, b1) };
+        assert_eq!(first, chosen.addr);
+
+        // The chosen backend turns terminating: its flow stays, new flows avoid it.
+        p.active = vec![other.clone()];
+        p.terminating = vec![chosen.clone()];
+        f.w.apply(std::slice::from_ref(&p))
+            .expect("apply terminating");
+        let (_, out) = run(&mut f.dp, TC_INGRESS, &flow);
+        assert_eq!(
+            pkt::parse_checked(&out).dst,
+            chosen.addr,
+            "established flow moved"
+        );
+        for sport in 43000..43032 {
+            let (_, out) = run(
+                &mut f.dp,
+                TC_INGRESS,
+                &pkt::build(ip(client), ip(vip), sport, 80, pkt::TCP, b""),
+            );
+            assert_eq!(
+                pkt::parse_checked(&out).dst,
+                other.addr,
+                "new flow {sport} hit a terminating backend"
+            );
+        }
+
+        // The endpoint is deleted: the flow is reselected to a live backend, never dropped.
+        p.terminating.clear();
+        let st = f.w.apply(std::slice::from_ref(&p)).expect("apply delete");
+        assert_eq!(st.backends_deleted, 1);
+        let (verdict, out) = run(&mut f.dp, TC_INGRESS, &flow);
+        assert_eq!(verdict, TC_ACT_OK);
+        assert_eq!(
+            pkt::parse_checked(&out).dst,
+            other.addr,
+            "deleted backend's flow not reselected"
+        );
+
+        // No backends at all: the packet goes to the stack untouched (which answers RST /
+        // ICMP for node addresses), never silently dropped.
+        p.active.clear();
+        f.w.apply(std::slice::from_ref(&p)).expect("apply empty");
+        let fresh = pkt::build(ip(client), ip(vip), 44000, 80, pkt::TCP, b"");
+        let (verdict, out) = run(&mut f.dp, TC_INGRESS, &fresh);
+        assert_eq!((verdict, out), (TC_ACT_OK, fresh));
+    });
+}
+
+#[test]
+fn source_ranges_admit_only_listed_clients() {
+    let fs = Bpffs::new("pr-src");
+    in_netns(None, move || {
+        let fs = fs;
+        let mut f = fixture(&fs, |_| {});
+        let mut p = plan(
+            "src",
+            FrontendKind::LoadBalancer,
+            "10.99.230.100",
+            443,
+            Protocol::Tcp,
+            vec![be("10.99.231.1", 8443, true)],
+        );
+        p.source_ranges = vec!["10.99.232.0/24".parse().unwrap()];
+        let mut p6 = plan(
+            "src6",
+            FrontendKind::LoadBalancer,
+            "fd00:99:230::100",
+            443,
+            Protocol::Tcp,
+            vec![be("fd00:99:231::1", 8443, true)],
+        );
+        p6.source_ranges = vec!["fd00:99:232::/64".parse().unwrap()];
+        f.w.apply(&[p, p6]).expect("apply");
+        for (vip, ok, denied) in [
+            ("10.99.230.100", "10.99.232.9", "10.99.233.9"),
+            ("fd00:99:230::100", "fd00:99:232::9", "fd00:99:233::9"),
+        ] {
+            let (v, _) = run(
+                &mut f.dp,
+                TC_INGRESS,
+                &pkt::build(ip(ok), ip(vip), 1234, 443, pkt::TCP, b""),
+            );
+            assert_eq!(v, TC_ACT_OK, "{ok} is in the range");
+            let (v, _) = run(
+                &mut f.dp,
+                TC_INGRESS,
+                &pkt::build(ip(denied), ip(vip), 1234, 443, pkt::TCP, b""),
+            );
+            assert_eq!(v, TC_ACT_SHOT, "{denied} is outside the range");
+        }
+    });
+}
+
+#[test]
+fn maglev_picks_the_same_backend_for_a_flow_on_every_node() {
+    let pick = |tag: &'static str| -> Vec<IpAddr> {
+        let fs = Bpffs::new(tag);
+        in_netns(None, move || {
+            let fs = fs;
+            let mut f = fixture(&fs, |_| {});
+            let mut p = plan(
+                "mag",
+                FrontendKind::LoadBalancer,
+                "10.99.240.100",
+                80,
+                Protocol::Tcp,
+                (1..=4)
+                    .map(|i| be(&format!("10.99.241.{i}"), 8080, true))
+                    .collect(),
+            );
+            p.selection = Selection::Maglev { table_size: 251 };
+            let st = f.w.apply(&[p]).expect("apply");
+            assert_eq!(st.maglev_tables, 1);
+            (0..64)
+                .map(|i| {
+                    let syn = pkt::build(
+                        ip("10.99.242.7"),
+                        ip("10.99.240.100"),
+                        20000 + i,
+                        80,
+                        pkt::TCP,
+                        b"",
+                    );
+                    pkt::parse_checked(&run(&mut f.dp, TC_INGRESS, &syn).1).dst
+                })
+                .collect()
+        })
+    };
+    let node_a = pick("pr-mag-a");
+    let node_b = pick("pr-mag-b");
+    assert_eq!(
+        node_a, node_b,
+        "two nodes (fresh CT each) chose differently"
+    );
+    let distinct: std::collections::BTreeSet<_> = node_a.iter().collect();
+    assert!(distinct.len() >= 3, "64 flows used only {distinct:?}");
+}
+
+#[test]
+fn restarted_writer_adopts_the_maps_and_writes_only_differences() {
+    let fs = Bpffs::new("pr-adopt");
+    in_netns(None, move || {
+        let fs = fs;
+        let f = fixture(&fs, |_| {});
+        let mut w = f.w;
+        let mut plans: Vec<ServicePlan> = (0..50u16)
+            .map(|i| {
+                let mut p = plan(
+                    &format!("s{i}"),
+                    FrontendKind::LoadBalancer,
+                    &format!("10.99.250.{}", i + 1),
+                    80,
+                    Protocol::Tcp,
+                    (1..=3)
+                        .map(|b| be(&format!("10.99.251.{}", i * 3 + b), 8080, true))
+                        .collect(),
+                );
+                if i % 5 == 0 {
+                    p.selection = Selection::Maglev { table_size: 131 };
+                }
+                if i % 7 == 0 {
+                    p.source_ranges = vec!["10.99.252.0/24".parse().unwrap()];
+                    p.affinity_timeout = Some(60);
+                }
+                p
+            })
+            .collect();
+        let st = w.apply(&plans).expect("apply");
+        assert_eq!(
+            (st.services_written, st.backends_written, st.maglev_tables),
+            (50, 150, 10)
+        );
+        assert_eq!(
+            w.apply(&plans).expect("re-apply").writes(),
+            0,
+            "same writer, same plans"
+        );
+        drop(w);
+
+        // A second writer (the restarted agent) adopts the pins.
+        let mut w2 = Writer::open(&fs.path, writer_cfg(vec![])).expect("adopt");
+        assert_eq!(w2.service_count(), 50);
+        assert_eq!(
+            w2.apply(&plans).expect("adopt apply"),
+            Default::default(),
+            "adoption rewrote state"
+        );
+
+        // One backend of one service changes: only that service's slots flip.
+        plans[3].active[1] = be("10.99.253.1", 8080, true);
+        let st = w2.apply(&plans).expect("one change");
+        assert_eq!(
+            (
+                st.backends_written,
+                st.backends_deleted,
+                st.services_written,
+                st.slots_written,
+                st.slots_deleted
+            ),
+            (1, 1, 1, 3, 3)
+        );
+        // A removed service leaves nothing behind.
+        plans.truncate(49);
+        let st = w2.apply(&plans).expect("remove one");
+        assert_eq!((st.services_deleted, st.backends_deleted), (1, 3));
+        let m = w2.maps();
+        assert_eq!(m.svc.keys().unwrap().len(), 49);
+        assert_eq!(m.slot.keys().unwrap().len(), 49 * 3);
+        assert_eq!(m.backend.keys().unwrap().len(), 49 * 3);
+    });
+}
