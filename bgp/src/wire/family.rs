@@ -21,8 +21,8 @@ impl Safi {
     pub const MULTICAST: Safi = Safi(2);
 }
 
-/// An AFI/SAFI pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// An AFI/SAFI pair. Debug-prints as its name (`ipv4-unicast`), which keeps dumps readable.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Family {
     pub afi: Afi,
     pub safi: Safi,
@@ -43,6 +43,12 @@ impl Family {
             afi: Afi(afi),
             safi: Safi(safi),
         }
+    }
+}
+
+impl fmt::Debug for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
