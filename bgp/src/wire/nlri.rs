@@ -63,6 +63,18 @@ pub(crate) fn decode_prefixes(
     v6: bool,
     add_path: bool,
 ) -> Result<Vec<Nlri>, NlriError> {
+    // Monomorphised per family and ADD-PATH setting: the per-prefix loop has no branches on
+    // either.
+    match (v6, add_path) {
+        (false, false) => decode_list::<false, false>(buf),
+        (false, true) => decode_list::<false, true>(buf),
+        (true, false) => decode_list::<true, false>(buf),
+        (true, true) => decode_list::<true, true>(buf),
+    }
+}
+
+fn decode_list<const V6: bool, const ADD_PATH: bool>(buf: &[u8]) -> Result<Vec<Nlri>, NlriError> {
+    let (v6, add_path) = (V6, ADD_PATH);
     let max_bits: u8 = if v6 { 128 } else { 32 };
     let id_len = if add_path { 4 } else { 0 };
     let mut count = 0usize;
