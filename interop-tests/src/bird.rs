@@ -84,7 +84,7 @@ pub fn render_config(config: &RouterConfig, log: &str) -> Result<String> {
         );
     }
     let mut out = format!(
-        "router id {};\nlog \"{log}\" all;\ntimeformat protocol iso long;\nprotocol device {{ scan time 10; }}\n",
+        "router id {};\nlog \"{log}\" all;\ndebug protocols {{ states }};\ntimeformat protocol iso long;\nprotocol device {{ scan time 10; }}\n",
         config.router_id
     );
     let mut has_attrs = HashMap::new();

@@ -80,6 +80,10 @@ fn frr_bird_ipv4_routes_attributes_and_withdrawal() -> Result<()> {
         "{adv:?}"
     );
 
+    // Arbitrary vtysh commands (route refresh towards BIRD) keep the session and the route.
+    frr.vtysh(&format!("clear bgp ipv4 unicast {ba} soft in"))?;
+    frr.wait_route("203.0.113.0/24", ROUTE, |r| r.peer == Some(ba))?;
+
     // Withdrawals both ways, through each driver's run-time configuration.
     frr.withdraw("198.51.100.0/24")?;
     bird.wait_route_gone("198.51.100.0/24", None, ROUTE)?;
@@ -262,6 +266,52 @@ fn md5_right_password_establishes_wrong_one_does_not() -> Result<()> {
         bird2.route(&"198.51.100.0/24".parse()?)?.is_empty(),
         "bird2 got routes without a session"
     );
+    Ok(())
+}
+
+#[test]
+fn peer_as_mismatch_notification_in_frr_log_and_bird_last_error() -> Result<()> {
+    skip_unless!(BGPD, "vtysh", "bird", "birdc");
+    let lab = Lab::new("as_mismatch")?;
+    let (f, b) = (lab.node("frr")?, lab.node("bird")?);
+    let l = lab.link(&f, &b)?;
+    let (fa, ba) = (IpAddr::V4(l.a.v4), IpAddr::V4(l.b.v4));
+    // FRR expects AS 65009; BIRD is AS 65002.
+    let frr = Frr::start(
+        &lab,
+        &f,
+        &RouterConfig::new(65001, l.a.v4).neighbor(Neighbor::new(ba, 65009)),
+    )?;
+    let bird = Bird::start(
+        &lab,
+        &b,
+        &RouterConfig::new(65002, l.b.v4).neighbor(Neighbor::new(fa, 65001)),
+    )?;
+    frr.wait("a Bad Peer AS NOTIFICATION in bgpd.log", UP, |f| {
+        let log = std::fs::read_to_string(f.log_path())?;
+        Ok(
+            match log
+                .lines()
+                .find(|l| l.contains("NOTIFICATION") && l.contains("2/2"))
+            {
+                Some(line) => interop_tests::Check::Done(line.to_string()),
+                None => interop_tests::Check::NotYet("no 2/2 NOTIFICATION logged yet".into()),
+            },
+        )
+    })?;
+    let err = bird.wait("BIRD's last error to name the bad peer AS", UP, |b| {
+        Ok(match b.peer(fa)? {
+            Some(p)
+                if p.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("Bad peer AS")) =>
+            {
+                interop_tests::Check::Done(p)
+            }
+            other => interop_tests::Check::NotYet(format!("{other:?}")),
+        })
+    })?;
+    assert_ne!(err.state, SessionState::Established);
     Ok(())
 }
 
