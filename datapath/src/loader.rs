@@ -295,7 +295,8 @@ impl Datapath {
                 prog.load().map_err(prog_err(name, "load (verifier)"))?;
             }
             let id = prog
-                .attach(&file, CgroupAttachMode::AllowMultiple)
+                // A bpf_link takes no attach flags (links always coexist with others).
+                .attach(&file, CgroupAttachMode::Single)
                 .map_err(prog_err(name, format!("attach to {}", cgroup.display())))?;
             let link = prog.take_link(id).map_err(prog_err(name, "take link"))?;
             let fd: FdLink = link
