@@ -128,6 +128,7 @@ pub mod mp;
 pub mod nlri;
 pub mod treat;
 
+pub use as4::As4Merge;
 pub use aspath::{AsPath, Segment, SegmentType};
 pub use attr::{attr_type, flag, Aggregator, Attr, AttrValue, Origin};
 pub use community::{Community, ExtAdmin, ExtCommunity, LargeCommunity};
