@@ -57,7 +57,7 @@ pub struct PeerGracefulRestart {
     pub restart_state: bool,
     /// N bit (RFC 8538): GR also covers sessions ended by NOTIFICATION (except Hard Reset).
     pub notification: bool,
-    /// Families it can restart gracefully, with its Forwarding State (F) bit.
+    /// Families it can restart gracefully, with its Forwarding State (F) bit, sorted.
     pub families: Vec<(Family, bool)>,
 }
 
@@ -215,17 +215,22 @@ pub fn negotiate(ours: &Open, theirs: &Open, keepalive: Option<u16>) -> Negotiat
     };
     let local_gr = find_gr(ours);
     let peer_graceful_restart = match (&local_gr, find_gr(theirs)) {
-        (Some(_), Some(gr)) => Some(PeerGracefulRestart {
-            restart_time: gr.restart_time,
-            restart_state: gr.restart_state(),
-            notification: gr.notification(),
-            families: gr
+        (Some(_), Some(gr)) => {
+            let mut gr_families: Vec<(Family, bool)> = gr
                 .families
                 .iter()
                 .filter(|g| families.contains(&g.family))
                 .map(|g| (g.family, g.forwarding()))
-                .collect(),
-        }),
+                .collect();
+            gr_families.sort();
+            gr_families.dedup_by_key(|(f, _)| *f);
+            Some(PeerGracefulRestart {
+                restart_time: gr.restart_time,
+                restart_state: gr.restart_state(),
+                notification: gr.notification(),
+                families: gr_families,
+            })
+        }
         _ => None,
     };
     let peer_long_lived_gr = theirs.capabilities().find_map(|c| match c {

@@ -639,9 +639,12 @@ impl Fsm {
     pub(crate) fn promote(&mut self, old: &Fsm) {
         self.admin_up = old.admin_up;
         self.passive = old.config.passive;
-        self.backoff = old.backoff.clone();
+        if !self.is_established() {
+            // (An Established session has just reset the backoff; keep that.)
+            self.backoff = old.backoff.clone();
+            self.connect_retry_counter = old.connect_retry_counter;
+        }
         self.next_outbound = self.next_outbound.max(old.next_outbound);
-        self.connect_retry_counter = old.connect_retry_counter;
         if self.last_error.is_none() {
             self.last_error = old.last_error.clone();
         }
