@@ -80,6 +80,17 @@ fn frr_bird_ipv4_routes_attributes_and_withdrawal() -> Result<()> {
         "{adv:?}"
     );
 
+    let adv = bird.advertised(fa, interop_tests::Family::Ipv4Unicast)?;
+    assert!(
+        adv.iter().any(|a| a.prefix.to_string() == "203.0.113.0/24"),
+        "{adv:?}"
+    );
+    assert!(
+        !adv.iter()
+            .any(|a| a.prefix.to_string() == "198.51.100.0/24"),
+        "BIRD must not echo FRR's route back: {adv:?}"
+    );
+
     // Arbitrary vtysh commands (route refresh towards BIRD) keep the session and the route.
     frr.vtysh(&format!("clear bgp ipv4 unicast {ba} soft in"))?;
     frr.wait_route("203.0.113.0/24", ROUTE, |r| r.peer == Some(ba))?;
