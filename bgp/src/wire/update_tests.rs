@@ -754,3 +754,58 @@ fn errors_through_message_decode_have_message_offsets() {
     let e = Message::decode(&msg, &cx).unwrap_err();
     assert_eq!(e.offset, 19 + 4 + mandatory4().len());
 }
+
+// ---- properties ---------------------------------------------------------------------------
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::wire::arbitrary::{context, context_and_update};
+    use crate::wire::EncodeError;
+
+    proptest! {
+        #[test]
+        fn decode_of_encode_is_identity_and_lengths_match((cx, u) in context_and_update()) {
+            let msg = Message::Update(u.clone());
+            let bytes = match msg.to_bytes(&cx) {
+                Ok(b) => b,
+                Err(EncodeError::TooLong { .. }) => return Err(TestCaseError::reject("too long")),
+                Err(e) => return Err(TestCaseError::fail(format!("encode: {e}"))),
+            };
+            prop_assert_eq!(usize::from(u16::from_be_bytes([bytes[16], bytes[17]])), bytes.len());
+            prop_assert_eq!(crate::wire::frame_len(&bytes, cx.max_message_len()), Ok(Some(bytes.len())));
+            let back = Message::decode(&bytes, &cx).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back, msg);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(cx in context(), b in proptest::collection::vec(any::<u8>(), 0..400)) {
+            if let Ok(u) = Update::decode_body(&b, &cx) {
+                // Whatever decoded re-encodes and decodes to the same value.
+                let mut out = BytesMut::new();
+                if u.encode_body(&cx, &mut out).is_ok() {
+                    let again = Update::decode_body(&out, &cx).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(&again.attrs, &u.attrs);
+                    prop_assert_eq!(&again.nlri, &u.nlri);
+                    prop_assert_eq!(&again.withdrawn, &u.withdrawn);
+                }
+                let _ = u.treatment();
+            }
+        }
+
+        #[test]
+        fn corrupted_updates_never_panic((cx, u) in context_and_update(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4)) {
+            let mut out = BytesMut::new();
+            if u.encode_body(&cx, &mut out).is_ok() && !out.is_empty() {
+                let mut b = out.to_vec();
+                for (i, x) in flips {
+                    let n = b.len();
+                    b[i % n] ^= x | 1;
+                }
+                let _ = Update::decode_body(&b, &cx).map(|u| u.treatment());
+                let _ = Update::decode_body(&b[..b.len() / 2], &cx);
+            }
+        }
+    }
+}
