@@ -259,3 +259,179 @@ pub fn negotiate(ours: &Open, theirs: &Open, keepalive: Option<u16>) -> Negotiat
         peer_long_lived_gr,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsm::GracefulRestartConfig;
+    use crate::wire::{cap_code, Message, AS_TRANS};
+
+    fn config() -> Config {
+        Config::new(4_200_000_001, 65002, Ipv4Addr::new(10, 99, 0, 1))
+    }
+
+    #[test]
+    fn our_open_carries_what_the_config_asks_for() {
+        let mut c = config();
+        c.families = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+        c.extended_message = true;
+        c.add_path_receive = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+        c.add_path_send = vec![Family::IPV6_UNICAST];
+        c.graceful_restart = Some(GracefulRestartConfig {
+            restart_time: 5000, // more than 12 bits: capped
+            restarting: true,
+            forwarding_preserved: true,
+        });
+        let open = our_open(&c);
+        assert_eq!(open.my_as, AS_TRANS);
+        assert_eq!(open.asn(), 4_200_000_001);
+        assert_eq!(open.hold_time, 90);
+        assert_eq!(open.families(), c.families);
+        let caps: Vec<&Capability> = open.capabilities().collect();
+        assert!(caps.contains(&&Capability::RouteRefresh));
+        assert!(caps.contains(&&Capability::EnhancedRouteRefresh));
+        assert!(caps.contains(&&Capability::ExtendedMessage));
+        let gr = caps
+            .iter()
+            .find_map(|c| match c {
+                Capability::GracefulRestart(g) => Some(g.clone()),
+                _ => None,
+            })
+            .expect("GR advertised");
+        assert!(gr.restart_state());
+        assert_eq!(gr.restart_time, 0x0fff);
+        assert!(gr.families.iter().all(GrFamily::forwarding));
+        assert_eq!(gr.families.len(), 2);
+        let ap = caps
+            .iter()
+            .find_map(|c| match c {
+                Capability::AddPath(v) => Some(v.clone()),
+                _ => None,
+            })
+            .expect("ADD-PATH advertised");
+        assert_eq!(
+            ap,
+            vec![
+                (Family::IPV4_UNICAST, AddPathMode::RECEIVE),
+                (Family::IPV6_UNICAST, AddPathMode::BOTH)
+            ]
+        );
+        // It goes on the wire and comes back unchanged.
+        let cx = Context::default();
+        let bytes = Message::Open(open.clone()).to_bytes(&cx).expect("encode");
+        assert_eq!(
+            Message::decode(&bytes, &cx).expect("decode"),
+            Message::Open(open)
+        );
+    }
+
+    #[test]
+    fn minimal_config_advertises_no_optional_extras() {
+        let open = our_open(&config());
+        let codes: Vec<u8> = open.capabilities().map(Capability::code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                cap_code::MULTIPROTOCOL,
+                cap_code::ROUTE_REFRESH,
+                cap_code::ENHANCED_ROUTE_REFRESH,
+                cap_code::FOUR_OCTET_AS
+            ]
+        );
+    }
+
+    /// A peer OPEN with the given capabilities.
+    fn peer_open(hold: u16, caps: Vec<Capability>) -> Open {
+        Open::new(65002, hold, Ipv4Addr::new(10, 99, 0, 2), caps)
+    }
+
+    #[test]
+    fn a_peer_without_capabilities_is_ipv4_unicast_2_octet_as() {
+        let mut c = config();
+        c.local_as = 65001;
+        c.families = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+        let n = negotiate(&our_open(&c), &peer_open(180, Vec::new()), None);
+        assert_eq!(n.families, vec![Family::IPV4_UNICAST]);
+        assert!(!n.four_octet_as && !n.route_refresh && !n.extended_message);
+        assert_eq!(
+            (n.hold_time, n.keepalive),
+            (90, Some(Duration::from_secs(30)))
+        );
+        assert_eq!(n.decode_context(), Context::default());
+        assert_eq!(n.peer_long_lived_gr, None);
+    }
+
+    #[test]
+    fn add_path_needs_the_opposite_mode_and_a_common_family() {
+        let mut c = config();
+        c.add_path_receive = vec![Family::IPV4_UNICAST];
+        c.add_path_send = vec![Family::IPV4_UNICAST];
+        let theirs = peer_open(
+            90,
+            vec![
+                Capability::Multiprotocol(Family::IPV4_UNICAST),
+                Capability::FourOctetAs(65002),
+                // Receive only: we may send path ids, it will not.
+                Capability::AddPath(vec![
+                    (Family::IPV4_UNICAST, AddPathMode::RECEIVE),
+                    (Family::IPV6_UNICAST, AddPathMode::BOTH),
+                ]),
+            ],
+        );
+        let n = negotiate(&our_open(&c), &theirs, None);
+        assert_eq!(n.add_path_send, vec![Family::IPV4_UNICAST]);
+        assert!(n.add_path_receive.is_empty());
+        assert_eq!(n.encode_context().add_path, vec![Family::IPV4_UNICAST]);
+        assert!(n.decode_context().add_path.is_empty());
+    }
+
+    #[test]
+    fn graceful_restart_needs_both_sides_and_llgr_is_reported() {
+        let theirs = peer_open(
+            90,
+            vec![
+                Capability::GracefulRestart(GracefulRestart {
+                    flags: GracefulRestart::NOTIFICATION,
+                    restart_time: 90,
+                    families: vec![GrFamily {
+                        family: Family::IPV4_UNICAST,
+                        flags: 0,
+                    }],
+                }),
+                Capability::LongLivedGr(vec![LlgrFamily {
+                    family: Family::IPV4_UNICAST,
+                    flags: 0,
+                    stale_time: 3600,
+                }]),
+            ],
+        );
+        let n = negotiate(&our_open(&config()), &theirs, None);
+        assert_eq!(n.peer_graceful_restart, None, "we did not advertise GR");
+        assert!(!n.local_graceful_restart);
+        assert_eq!(n.peer_long_lived_gr.map(|v| v[0].stale_time), Some(3600));
+        let mut c = config();
+        c.graceful_restart = Some(GracefulRestartConfig {
+            restart_time: 120,
+            restarting: false,
+            forwarding_preserved: false,
+        });
+        let n = negotiate(&our_open(&c), &theirs, None);
+        let gr = n.peer_graceful_restart.expect("both advertised");
+        assert_eq!(gr.restart_time, 90);
+        assert!(gr.notification && !gr.restart_state);
+        assert_eq!(gr.families, vec![(Family::IPV4_UNICAST, false)]);
+    }
+
+    #[test]
+    fn hold_time_is_the_minimum_and_zero_disables_keepalives() {
+        let ours = our_open(&config());
+        for (theirs, hold, keepalive) in [(30, 30, Some(10)), (0, 0, None), (600, 90, Some(30))] {
+            let n = negotiate(&ours, &peer_open(theirs, Vec::new()), None);
+            assert_eq!(n.hold_time, hold, "peer offers {theirs}");
+            assert_eq!(n.keepalive, keepalive.map(Duration::from_secs));
+        }
+        // A configured keepalive of 0 means the default, not "never".
+        let n = negotiate(&ours, &peer_open(90, Vec::new()), Some(0));
+        assert_eq!(n.keepalive, Some(Duration::from_secs(30)));
+    }
+}

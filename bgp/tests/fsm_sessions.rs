@@ -1010,3 +1010,123 @@ fn corrupted_bytes_on_the_link_end_the_session_on_both_sides() {
     );
     assert_eq!(sim.notifications_received(0).pop(), Some(sent));
 }
+
+// ---- one FSM alone: connection ownership and administrative edges ----
+
+#[test]
+fn a_stopped_fsm_refuses_inbound_and_a_connecting_one_takes_it_over_its_attempt() {
+    use bgp::fsm::Fsm;
+    let (a, _) = configs();
+    let now = Instant::now();
+    let mut fsm = Fsm::new(a);
+    let inbound = ConnId::inbound(7);
+    assert_eq!(
+        fsm.handle(now, Input::Connected(inbound)),
+        vec![Output::Disconnect(inbound)],
+        "Idle and stopped: refused"
+    );
+    let out = fsm.handle(now, Input::Start);
+    let Some(Output::Connect(pending)) = out.first().cloned() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(fsm.state(), State::Connect);
+    let out = fsm.handle(now, Input::Connected(inbound));
+    assert_eq!(out[0], Output::Disconnect(pending));
+    assert!(matches!(&out[1], Output::Send(c, Message::Open(_)) if *c == inbound));
+    assert_eq!((fsm.state(), fsm.conn()), (State::OpenSent, Some(inbound)));
+    // The abandoned attempt's late result is ignored; a third connection is refused.
+    assert!(fsm
+        .handle(now, Input::Connected(pending))
+        .contains(&Output::Disconnect(pending)));
+    assert!(fsm.handle(now, Input::Closed(pending)).is_empty());
+    let third = ConnId::inbound(8);
+    assert_eq!(
+        fsm.handle(now, Input::Connected(third)),
+        vec![Output::Disconnect(third)]
+    );
+    assert_eq!((fsm.state(), fsm.conn()), (State::OpenSent, Some(inbound)));
+}
+
+#[test]
+fn a_passive_peer_waits_in_active_without_timers() {
+    let (_, mut b) = configs();
+    b.passive = true;
+    let now = Instant::now();
+    let mut peer = Peer::new(b);
+    let out = peer.handle(now, Input::Start);
+    assert_eq!(
+        out,
+        vec![Output::StateChange {
+            conn: None,
+            from: State::Idle,
+            to: State::Active,
+            event: Event::ManualStartWithPassiveTcpEstablishment
+        }]
+    );
+    assert_eq!(
+        peer.poll_timeout(),
+        None,
+        "nothing to do until the peer connects"
+    );
+    // Its connection failing before OPEN brings it back to Active, still without connecting.
+    let c = ConnId::inbound(0);
+    peer.handle(now, Input::Connected(c));
+    assert_eq!(peer.state(), State::OpenSent);
+    let out = peer.handle(now, Input::Closed(c));
+    assert!(
+        out.iter().all(|o| !matches!(o, Output::Connect(_))),
+        "{out:?}"
+    );
+    assert_eq!(peer.state(), State::Active);
+    assert_eq!(peer.poll_timeout(), None);
+}
+
+#[test]
+fn stop_variants_pick_their_cease_subcode_and_data() {
+    // (subcode, message) -> (subcode sent, data)
+    type Case = (Option<u8>, Option<&'static str>, u8, &'static [u8]);
+    let cases: [Case; 4] = [
+        (None, None, 2, b""),
+        (Some(4), Some("reset"), 4, b"\x05reset"),
+        (Some(3), Some("ignored: 6/3 carries no text"), 3, b""),
+        (None, Some(""), 2, b"\x00"),
+    ];
+    for (subcode, message, want_sub, want_data) in cases {
+        let (mut peer, c, now) = a_in(State::Established);
+        let out = peer.handle(
+            now,
+            Input::Stop {
+                subcode,
+                message: message.map(String::from),
+            },
+        );
+        let n = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Send(x, Message::Notification(n)) if *x == c => Some(n.clone()),
+                _ => None,
+            })
+            .expect("a NOTIFICATION");
+        assert_eq!((n.code, n.subcode, &n.data[..]), (6, want_sub, want_data));
+        assert!(out.contains(&Output::PeerDown(c, DownReason::NotificationSent(n))));
+        assert_eq!(peer.state(), State::Idle);
+        assert_eq!(peer.poll_timeout(), None, "no restart after a stop");
+    }
+    // Stopped while still connecting: the attempt is dropped, no NOTIFICATION.
+    let (a, _) = configs();
+    let now = Instant::now();
+    let mut peer = Peer::new(a);
+    let Some(Output::Connect(c)) = peer.handle(now, Input::Start).first().cloned() else {
+        panic!("no connect")
+    };
+    let out = peer.handle(
+        now,
+        Input::Stop {
+            subcode: None,
+            message: None,
+        },
+    );
+    assert_eq!(out[0], Output::Disconnect(c));
+    assert!(out.iter().all(|o| !matches!(o, Output::Send(..))));
+    assert_eq!((peer.state(), peer.poll_timeout()), (State::Idle, None));
+}
