@@ -49,7 +49,7 @@ impl AttrError {
 }
 
 /// What the session must do with a decoded UPDATE as a whole: the most severe of its errors'
-/// actions (RFC 7606 §3 (j): when several errors are found, the strongest approach wins).
+/// actions (RFC 7606 §3: when several errors are found, the most severe approach applies).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Treatment {
     /// No error: install and withdraw as the UPDATE says.

@@ -80,7 +80,7 @@ impl Update {
             "withdrawn routes length",
         )?;
         let wl = usize::from(wl);
-        // RFC 4271 §6.3 (kept by RFC 7606 §3 (a)): Withdrawn Routes Length or Total Attribute
+        // RFC 4271 §6.3, which RFC 7606 leaves in force: Withdrawn Routes Length or Total Attribute
         // Length too large for the message -> Malformed Attribute List, session reset.
         let Some((withdrawn_buf, rest)) = rest.split_at_checked(wl) else {
             return Err(malformed_list(

@@ -427,13 +427,13 @@ fn encode_error_leaves_buffer_untouched() {
 // ---- RFC 7606 ---------------------------------------------------------------------------
 
 #[test]
-fn rfc7606_3a_withdrawn_routes_length_too_large_is_session_reset() {
+fn rfc7606_3_withdrawn_routes_length_too_large_is_still_session_reset() {
     let e = Update::decode_body(&[0, 9, 24, 10, 0, 0, 0, 0], &Context::modern()).unwrap_err();
     assert_eq!((e.code, e.subcode), (3, 1));
 }
 
 #[test]
-fn rfc7606_3a_total_attribute_length_too_large_is_session_reset() {
+fn rfc7606_3_total_attribute_length_too_large_is_still_session_reset() {
     let e = Update::decode_body(&[0, 0, 0, 9, 0x40, 1, 1, 0], &Context::modern()).unwrap_err();
     assert_eq!((e.code, e.subcode, e.offset), (3, 1, 2));
 }
@@ -524,7 +524,7 @@ fn rfc7606_3g_duplicate_mp_reach_or_unreach_is_session_reset() {
 }
 
 #[test]
-fn rfc7606_3j_the_strongest_action_wins() {
+fn rfc7606_3_the_most_severe_action_wins() {
     let cx = Context::modern();
     let mut attrs = mandatory4();
     attrs.extend(raw_attr(0x40, 6, &[1])); // ATOMIC_AGGREGATE with a value: discard
