@@ -132,11 +132,12 @@ impl Peer {
                     .handle_into(now, Input::Stop { subcode, message }, out);
             }
             Input::MaxPrefixExceeded { .. } => {
-                let target = match &mut self.second {
-                    Some(s) if s.is_established() => s,
-                    _ => &mut self.main,
-                };
-                target.handle_into(now, input, out);
+                // The whole peer goes down and stays down, including a second connection
+                // that would otherwise take over.
+                if let Some(s) = &mut self.second {
+                    s.handle_into(now, input.clone(), out);
+                }
+                self.main.handle_into(now, input, out);
             }
             Input::Connected(conn) => self.on_connected(now, conn, out),
             Input::Message(conn, Message::Open(open)) => self.on_open(now, conn, open, out),

@@ -1130,3 +1130,41 @@ fn stop_variants_pick_their_cease_subcode_and_data() {
     assert!(out.iter().all(|o| !matches!(o, Output::Send(..))));
     assert_eq!((peer.state(), peer.poll_timeout()), (State::Idle, None));
 }
+
+#[test]
+fn max_prefix_takes_down_a_second_connection_too() {
+    let (mut peer, c, now) = a_in(State::Established);
+    let second = ConnId::inbound(5);
+    let out = peer.handle(now, Input::Connected(second));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Send(x, Message::Open(_)) if *x == second)));
+    assert_eq!(peer.connections().len(), 2);
+    let out = peer.handle(
+        now,
+        Input::MaxPrefixExceeded {
+            family: Family::IPV4_UNICAST,
+            limit: 10,
+        },
+    );
+    for conn in [c, second] {
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Send(x, Message::Notification(n)) if *x == conn && (n.code, n.subcode) == (6, 1)
+        )), "{conn}: {out:?}");
+        assert!(out.contains(&Output::Disconnect(conn)));
+    }
+    assert_eq!(peer.state(), State::Idle);
+    assert!(peer.connections().is_empty());
+    assert_eq!(peer.poll_timeout(), None, "stays down");
+}
+
+#[test]
+fn collision_resolution_is_not_reported_as_last_error() {
+    let (a, b) = configs();
+    let mut sim = Sim::new(a, b);
+    sim.establish();
+    for side in 0..2 {
+        assert_eq!(sim.peers[side].last_error(), None, "side {side}");
+    }
+}

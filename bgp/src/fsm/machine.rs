@@ -609,7 +609,10 @@ impl Fsm {
             cease_sub::CONNECTION_COLLISION_RESOLUTION,
             Vec::new(),
         );
+        // Resolving a collision is routine, not an error worth showing as `last_error`.
+        let last_error = self.last_error.take();
         self.notify_and_close(now, Event::OpenCollisionDump, n, true, out);
+        self.last_error = last_error;
     }
 
     /// The peer restarted (RFC 4724 §4.2: a new OPEN while this session was Established with
