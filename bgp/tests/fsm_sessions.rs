@@ -1168,3 +1168,46 @@ fn collision_resolution_is_not_reported_as_last_error() {
         assert_eq!(sim.peers[side].last_error(), None, "side {side}");
     }
 }
+
+#[test]
+fn config_validation_names_what_cannot_work() {
+    use bgp::fsm::ConfigError;
+    let (a, _) = configs();
+    assert_eq!(a.validate(), Ok(()));
+    let mut c = a.clone();
+    c.hold_time = 2;
+    assert_eq!(c.validate(), Err(ConfigError::HoldTime(2)));
+    let mut c = a.clone();
+    c.families.clear();
+    assert_eq!(c.validate(), Err(ConfigError::NoFamilies));
+    let mut c = a.clone();
+    c.router_id = Ipv4Addr::UNSPECIFIED;
+    assert_eq!(c.validate(), Err(ConfigError::RouterId));
+    let mut c = a.clone();
+    c.graceful_restart = Some(GracefulRestartConfig {
+        restart_time: 5000,
+        restarting: false,
+        forwarding_preserved: false,
+    });
+    assert_eq!(c.validate(), Err(ConfigError::RestartTime(5000)));
+    let mut c = a;
+    c.retry.min = Duration::ZERO;
+    assert!(matches!(c.validate(), Err(ConfigError::Backoff(_))));
+}
+
+#[test]
+fn while_waiting_out_the_backoff_an_inbound_connection_is_accepted() {
+    let (a, _) = configs();
+    let mut sim = Sim::new(a, configs().1);
+    sim.reach[0] = Reach::Refuse;
+    sim.feed(0, Input::Start);
+    sim.run_until(secs(1), |s| s.queue.is_empty());
+    assert_eq!(sim.peers[0].state(), State::Idle);
+    assert!(sim.peers[0].poll_timeout().is_some(), "restart pending");
+    let c = ConnId::inbound(0);
+    let out = sim.peers[0].handle(sim.now, Input::Connected(c));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Send(x, Message::Open(_)) if *x == c)));
+    assert_eq!(sim.peers[0].state(), State::OpenSent);
+}

@@ -106,4 +106,41 @@ impl Config {
     pub fn is_ibgp(&self) -> bool {
         self.local_as == self.peer_as
     }
+
+    /// Settings no peer would accept or the wire cannot carry.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if matches!(self.hold_time, 1 | 2) {
+            return Err(ConfigError::HoldTime(self.hold_time));
+        }
+        if self.families.is_empty() {
+            return Err(ConfigError::NoFamilies);
+        }
+        if self.router_id == Ipv4Addr::UNSPECIFIED {
+            return Err(ConfigError::RouterId);
+        }
+        if let Some(gr) = &self.graceful_restart {
+            if gr.restart_time > 0x0fff {
+                return Err(ConfigError::RestartTime(gr.restart_time));
+            }
+        }
+        if self.retry.min.is_zero() || self.retry.min > self.retry.max {
+            return Err(ConfigError::Backoff(self.retry));
+        }
+        Ok(())
+    }
+}
+
+/// A peering config that cannot work (`Config::validate`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("hold time {0} s: must be 0 or at least 3 (RFC 4271 §4.2)")]
+    HoldTime(u16),
+    #[error("no address family configured")]
+    NoFamilies,
+    #[error("router id 0.0.0.0 is not a valid BGP identifier")]
+    RouterId,
+    #[error("graceful restart time {0} s does not fit 12 bits (max 4095)")]
+    RestartTime(u16),
+    #[error("retry backoff {0:?}: min must be non-zero and not above max")]
+    Backoff(Backoff),
 }

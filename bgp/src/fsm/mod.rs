@@ -61,7 +61,9 @@ mod timers;
 mod types;
 mod validate;
 
-pub use config::{Backoff, Config, GracefulRestartConfig, DEFAULT_HOLD_TIME, OPEN_HOLD_TIME};
+pub use config::{
+    Backoff, Config, ConfigError, GracefulRestartConfig, DEFAULT_HOLD_TIME, OPEN_HOLD_TIME,
+};
 pub use machine::Fsm;
 pub use types::{ConnId, Direction, DownReason, Event, Input, Output, State};
 pub use validate::{check_open, OpenRefused};
