@@ -114,6 +114,9 @@ impl Message {
     }
 }
 
+#[cfg(test)]
+mod properties;
+
 mod open;
 mod update;
 
