@@ -5,4 +5,6 @@
 pub mod fsm;
 pub mod negotiate;
 pub mod peer;
+#[cfg(feature = "synth")]
+pub mod synth;
 pub mod wire;
