@@ -1,16 +1,12 @@
-//! `bgplane`: the agent and its CLI. The agent arrives with the sessions issue; for now the
-//! binary only reports its version so the workspace layout is exercised end to end.
+//! `bgplane`: the agent (`bgplane agent --config FILE`) and its CLI (`bgplane peers`,
+//! `bgplane routes received|advertised`).
 
-fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("--version") | Some("version") => {
-            println!("bgplane {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        other => anyhow::bail!(
-            "bgplane: unknown command {:?}; the agent is not built yet (see README)",
-            other.unwrap_or("")
-        ),
+use clap::Parser;
+
+fn main() {
+    let cli = speaker::cli::Cli::parse();
+    if let Err(e) = speaker::cli::run(cli) {
+        eprintln!("bgplane: {e:#}");
+        std::process::exit(1);
     }
 }

@@ -1,0 +1,410 @@
+//! `bgplane agent` end to end on loopback: two agents peering with each other (MD5, source
+//! addresses, a passive side), and an agent against a raw TCP peer that speaks `bgp::wire`.
+//! Each test uses its own 127.x.y.0/24 addresses (from the PID and a counter) and ports the
+//! kernel handed out, its own API sockets and temp dir; agents are stopped by PID in a guard.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bgp::wire::{Capability, Context, Family, Message, Open};
+use speaker::api::{self, PeerJson, RouteJson};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bgplane");
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A private 127.x.y.0/24 for one test, and a temp dir for its files.
+struct Net {
+    x: u8,
+    y: u8,
+    dir: PathBuf,
+}
+
+impl Net {
+    fn new(test: &str) -> Net {
+        let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+        let n = std::process::id().wrapping_mul(31).wrapping_add(seq * 7919);
+        let x = 1 + (n % 250) as u8;
+        let y = ((n / 250) % 256) as u8;
+        let dir = std::env::temp_dir().join(format!(
+            "bgplane-speaker-{}-{seq}-{test}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Net { x, y, dir }
+    }
+
+    fn ip(&self, host: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, self.x, self.y, host))
+    }
+
+    /// A port that was free on `ip` a moment ago.
+    fn port(&self, ip: IpAddr) -> u16 {
+        TcpListener::bind(SocketAddr::new(ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `bgplane agent`, killed (by PID) on drop.
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(net: &Net, name: &str, config: &str, extra: &[&str]) -> Agent {
+        let conf = net.dir.join(format!("{name}.yaml"));
+        std::fs::write(&conf, config).unwrap();
+        let socket = net.dir.join(format!("{name}.sock"));
+        let log = net.dir.join(format!("{name}.log"));
+        let child = Command::new(BIN)
+            .args(["agent", "--config"])
+            .arg(&conf)
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--log", "debug"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Agent { child, socket, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn peers(&self) -> Option<Vec<PeerJson>> {
+        api::get(&self.socket, "/v1/peers").ok()
+    }
+
+    fn routes(&self, kind: &str) -> Vec<RouteJson> {
+        api::get(&self.socket, &format!("/v1/routes/{kind}")).unwrap()
+    }
+
+    /// Wait until the only peer satisfies `f`; panic with the last view and the log.
+    fn wait_peer(&self, what: &str, timeout: Duration, f: impl Fn(&PeerJson) -> bool) -> PeerJson {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < timeout {
+            if let Some(p) = self.peers().and_then(|v| v.into_iter().next()) {
+                if f(&p) {
+                    return p;
+                }
+                last = Some(p);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}; last: {last:?}\n--- log ---\n{}",
+            self.log_text()
+        );
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child's PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "agent did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn peer_config(
+    my: u32,
+    peer: u32,
+    addr: IpAddr,
+    port: u16,
+    src: IpAddr,
+    rid: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "peers:\n- my-asn: {my}\n  peer-asn: {peer}\n  peer-address: {addr}\n  peer-port: {port}\n  source-address: {src}\n  router-id: {rid}\n  hold-time: 9s\n{extra}listen-address: {src}\nlisten-port: {port}\n"
+    )
+}
+
+#[test]
+fn two_agents_establish_exchange_routes_and_stop_with_cease() {
+    let net = Net::new("two_agents");
+    let (a, b) = (net.ip(2), net.ip(3));
+    let port = net.port(a).max(net.port(b));
+    // a is active, b passive; both sign with MD5.
+    let ca = peer_config(
+        65001,
+        4200000002,
+        b,
+        port,
+        a,
+        "10.0.0.1",
+        "  password: s3cret\n",
+    );
+    let cb = peer_config(
+        4200000002,
+        65001,
+        a,
+        port,
+        b,
+        "10.0.0.2",
+        "  password: s3cret\n  passive: true\n",
+    );
+    let mut agent_a = Agent::start(
+        &net,
+        "a",
+        &ca,
+        &[
+            "--originate",
+            "198.51.100.0/24",
+            "--originate",
+            "198.51.100.128/25",
+        ],
+    );
+    let agent_b = Agent::start(&net, "b", &cb, &["--originate", "203.0.113.0/24"]);
+
+    let pa = agent_a.wait_peer(
+        "a Established with 2 routes",
+        Duration::from_secs(15),
+        |p| p.state == "Established" && p.received.total == 1 && p.advertised.total == 2,
+    );
+    assert_eq!(pa.peer_address, b.to_string());
+    assert_eq!((pa.local_asn, pa.peer_asn), (65001, 4200000002));
+    assert_eq!(pa.peer_router_id.as_deref(), Some("10.0.0.2"));
+    assert_eq!(pa.hold_time, Some(9));
+    assert_eq!(pa.received.families.get("ipv4-unicast"), Some(&1));
+    assert!(
+        pa.local_address
+            .as_deref()
+            .unwrap()
+            .starts_with(&format!("{a}:")),
+        "{pa:?}"
+    );
+    let pb = agent_b.wait_peer("b Established", Duration::from_secs(15), |p| {
+        p.state == "Established" && p.received.total == 2
+    });
+    assert!(pb.passive);
+
+    // What b received from a: a's prefixes, AS path [65001], next hop a (next-hop-self).
+    let rb = agent_b.routes("received");
+    let mut prefixes: Vec<&str> = rb.iter().map(|r| r.prefix.as_str()).collect();
+    prefixes.sort();
+    assert_eq!(prefixes, ["198.51.100.0/24", "198.51.100.128/25"]);
+    for r in &rb {
+        assert_eq!(r.as_path, vec![65001]);
+        assert_eq!(r.next_hop.as_deref(), Some(a.to_string().as_str()));
+        assert_eq!(r.origin, "igp");
+        assert_eq!(r.peer_address, a.to_string());
+    }
+    let ra = agent_a.routes("received");
+    assert_eq!(ra.len(), 1);
+    assert_eq!(ra[0].prefix, "203.0.113.0/24");
+    assert_eq!(ra[0].as_path, vec![4200000002]);
+    assert_eq!(agent_a.routes("advertised").len(), 2);
+
+    // The CLI prints the same through the same socket.
+    let out = Command::new(BIN)
+        .args(["peers", "-o", "json", "--socket"])
+        .arg(&agent_a.socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Vec<PeerJson> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli[0].state, "Established");
+    let table = Command::new(BIN)
+        .args(["routes", "received", "--family", "ipv4", "--peer"])
+        .arg(b.to_string())
+        .arg("--socket")
+        .arg(&agent_a.socket)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("203.0.113.0/24") && table.contains("4200000002"),
+        "{table}"
+    );
+
+    // SIGTERM: exit 0, and b saw a Cease / Administrative Shutdown.
+    let status = agent_a.terminate();
+    assert!(status.success(), "{status:?}\n{}", agent_a.log_text());
+    let pb = agent_b.wait_peer("b down after a's Cease", Duration::from_secs(5), |p| {
+        p.state != "Established"
+    });
+    let err = pb.last_error.unwrap_or_default();
+    assert!(
+        err.contains("received Cease / Administrative Shutdown"),
+        "{err}"
+    );
+    assert!(
+        !Path::new(&agent_a.socket).exists(),
+        "API socket left behind"
+    );
+}
+
+#[test]
+fn wrong_md5_password_never_establishes() {
+    let net = Net::new("md5");
+    let (a, b) = (net.ip(2), net.ip(3));
+    let port = net.port(a).max(net.port(b));
+    let ca = peer_config(65001, 65002, b, port, a, "10.0.0.1", "  password: right\n");
+    let cb = peer_config(65002, 65001, a, port, b, "10.0.0.2", "  password: wrong\n");
+    let agent_a = Agent::start(&net, "a", &ca, &["--connect-retry", "1"]);
+    let _agent_b = Agent::start(&net, "b", &cb, &["--connect-retry", "1"]);
+    let start = Instant::now();
+    let mut seen = false;
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Some(p) = agent_a.peers().and_then(|v| v.into_iter().next()) {
+            seen = true;
+            assert!(
+                !matches!(p.state.as_str(), "OpenSent" | "OpenConfirm" | "Established"),
+                "a session came up with mismatched MD5 keys: {p:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen, "the API never answered:\n{}", agent_a.log_text());
+}
+
+/// Read one BGP message from a blocking stream.
+fn read_msg(s: &mut TcpStream) -> std::io::Result<Message> {
+    let mut head = [0u8; 19];
+    s.read_exact(&mut head)?;
+    let len = usize::from(u16::from_be_bytes([head[16], head[17]]));
+    let mut buf = head.to_vec();
+    buf.resize(len.max(19), 0);
+    s.read_exact(&mut buf[19..])?;
+    Message::decode(&buf, &Context::modern())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+}
+
+fn connect_from(src: IpAddr, dst: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(src, 0)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt.block_on(sock.connect(dst)).unwrap().into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+#[test]
+fn raw_peers_unknown_address_closed_and_bad_as_gets_open_error() {
+    let net = Net::new("raw");
+    let (a, peer, stranger) = (net.ip(2), net.ip(3), net.ip(9));
+    let port = net.port(a);
+    // Passive: the agent only waits for the raw peer.
+    let ca = peer_config(65001, 65002, peer, port, a, "10.0.0.1", "  passive: true\n");
+    let agent = Agent::start(&net, "a", &ca, &[]);
+    agent.wait_peer("agent up", Duration::from_secs(10), |p| p.state == "Active");
+    let listen = SocketAddr::new(a, port);
+
+    // Not a configured peer: closed at once, nothing sent.
+    let mut s = connect_from(stranger, listen);
+    let mut buf = [0u8; 64];
+    let t = Instant::now();
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the agent sent {n} bytes to an unconfigured address");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let log = agent.log_text();
+    assert!(log.contains("not a configured peer"), "{log}");
+
+    // The configured address gets our OPEN; announcing the wrong AS gets 2/2 Bad Peer AS.
+    let mut s = connect_from(peer, listen);
+    let Message::Open(open) = read_msg(&mut s).unwrap() else {
+        panic!("no OPEN first")
+    };
+    assert_eq!(open.asn(), 65001);
+    assert_eq!(open.bgp_id, Ipv4Addr::new(10, 0, 0, 1));
+    assert!(open.families().contains(&Family::IPV4_UNICAST));
+    let bad = Open::new(
+        65099,
+        9,
+        Ipv4Addr::new(10, 0, 0, 3),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::FourOctetAs(65099),
+        ],
+    );
+    s.write_all(&Message::Open(bad).to_bytes(&Context::default()).unwrap())
+        .unwrap();
+    let Message::Notification(n) = read_msg(&mut s).unwrap() else {
+        panic!("no NOTIFICATION")
+    };
+    assert_eq!((n.code, n.subcode), (2, 2));
+    let p = agent.wait_peer("last_error set", Duration::from_secs(5), |p| {
+        p.last_error.is_some()
+    });
+    assert!(p.last_error.as_deref().unwrap().contains("2/2"), "{p:?}");
+
+    // A well-behaved raw peer reaches Established and gets End-of-RIB.
+    let mut s = connect_from(peer, listen);
+    let Message::Open(_) = read_msg(&mut s).unwrap() else {
+        panic!("no OPEN")
+    };
+    let good = Open::new(
+        65002,
+        9,
+        Ipv4Addr::new(10, 0, 0, 3),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::FourOctetAs(65002),
+        ],
+    );
+    s.write_all(&Message::Open(good).to_bytes(&Context::default()).unwrap())
+        .unwrap();
+    assert_eq!(read_msg(&mut s).unwrap(), Message::Keepalive);
+    s.write_all(&Message::Keepalive.to_bytes(&Context::default()).unwrap())
+        .unwrap();
+    let mut eor = false;
+    for _ in 0..4 {
+        match read_msg(&mut s).unwrap() {
+            Message::Update(u) if u.end_of_rib_family() == Some(Family::IPV4_UNICAST) => {
+                eor = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(eor, "no End-of-RIB for IPv4 unicast");
+    agent.wait_peer(
+        "Established with the raw peer",
+        Duration::from_secs(5),
+        |p| p.state == "Established",
+    );
+}
