@@ -5,6 +5,7 @@
 pub mod fsm;
 pub mod negotiate;
 pub mod peer;
+pub mod rib;
 #[cfg(feature = "synth")]
 pub mod synth;
 pub mod wire;

@@ -1,0 +1,177 @@
+//! Export rules: the attributes a Loc-RIB route carries toward one peer (RFC 4271 §5, §9.1.3,
+//! RFC 1997, RFC 4456, RFC 6793), before the optional export policy hook.
+//!
+//! - Never back to the peer it came from (split horizon; checked by the caller, per route).
+//! - iBGP-learned routes are not sent to iBGP peers: bgplane is no route reflector (RFC 4456
+//!   reflection is not implemented), so ORIGINATOR_ID and CLUSTER_LIST are never sent.
+//! - NO_ADVERTISE: to nobody; NO_EXPORT and NO_EXPORT_SUBCONFED: not to eBGP peers (RFC 1997;
+//!   no confederations here).
+//! - eBGP: sender-side loop detection (skip a route whose AS_PATH holds the peer's AS, as FRR
+//!   does), confederation segments removed and our AS prepended, next hop self, LOCAL_PREF
+//!   removed, MED removed unless the route is ours or `PeerConfig::send_med` is set.
+//! - iBGP: AS_PATH and next hop unchanged (next hop self for our own routes), LOCAL_PREF
+//!   always present (the route's, else the default), MED kept.
+//! - Unknown attributes of learned routes: optional transitive ones pass with the Partial bit,
+//!   optional non-transitive ones are dropped (`Attr::for_readvertisement`).
+//! - 4-octet ASes toward a 2-octet peer are handled when the UPDATE is built
+//!   (`Update::split_for_old_speaker`), not here.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::wire::{AsPath, Attr, AttrValue, Community, Segment, SegmentType};
+
+use super::attrs::{PathAttrs, RouteNextHop};
+
+/// Where a route came from, as export sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Source {
+    Local,
+    Ibgp,
+    Ebgp,
+}
+
+/// The peer routes are exported to.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub local_as: u32,
+    pub peer_as: u32,
+    pub ebgp: bool,
+    pub send_med: bool,
+    pub next_hop_v4: Ipv4Addr,
+    pub next_hop_v6: Ipv6Addr,
+    pub default_local_pref: u32,
+}
+
+impl Target {
+    pub fn next_hop_self(&self, v6: bool) -> RouteNextHop {
+        if v6 {
+            RouteNextHop::V6 {
+                global: self.next_hop_v6,
+                link_local: None,
+            }
+        } else {
+            RouteNextHop::V4(self.next_hop_v4)
+        }
+    }
+}
+
+/// The next-hop-self addresses for a session whose local end is `local`.
+pub(crate) fn self_addresses(
+    local: IpAddr,
+    v4: Option<Ipv4Addr>,
+    v6: Option<Ipv6Addr>,
+    router_id: Ipv4Addr,
+) -> (Ipv4Addr, Ipv6Addr) {
+    let nh4 = v4.unwrap_or(match local {
+        IpAddr::V4(a) => a,
+        // No IPv4 address on an IPv6 session: the router id is the best stand-in.
+        IpAddr::V6(a) => a.to_ipv4_mapped().unwrap_or(router_id),
+    });
+    let nh6 = v6.unwrap_or(match local {
+        IpAddr::V6(a) => a,
+        // IPv6 routes over an IPv4 session: the IPv4-mapped address, as FRR sends.
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+    });
+    (nh4, nh6)
+}
+
+fn prepend(path: &AsPath, asn: u32) -> AsPath {
+    let mut segments: Vec<Segment> = path
+        .segments
+        .iter()
+        .filter(|s| !s.kind.is_confed())
+        .cloned()
+        .collect();
+    match segments.first_mut() {
+        Some(s) if s.kind == SegmentType::Sequence && s.asns.len() < 255 => s.asns.insert(0, asn),
+        _ => segments.insert(0, Segment::new(SegmentType::Sequence, [asn])),
+    }
+    AsPath { segments }
+}
+
+/// The outgoing attributes of a route with `attrs` from `src` toward `target`, or `None` when
+/// the rules above forbid sending it. `v6`: the route is IPv6 (for next hop self).
+pub(crate) fn export(
+    attrs: &PathAttrs,
+    src: Source,
+    target: &Target,
+    v6: bool,
+) -> Option<PathAttrs> {
+    if src == Source::Ibgp && !target.ebgp {
+        return None;
+    }
+    let decoded = attrs.attrs();
+    let mut out = Vec::with_capacity(decoded.len() + 2);
+    let mut have_path = false;
+    for a in decoded {
+        match &a.value {
+            AttrValue::Communities(cs) => {
+                if cs.contains(&Community::NO_ADVERTISE) {
+                    return None;
+                }
+                if target.ebgp
+                    && (cs.contains(&Community::NO_EXPORT)
+                        || cs.contains(&Community::NO_EXPORT_SUBCONFED))
+                {
+                    return None;
+                }
+                out.push(a);
+            }
+            AttrValue::AsPath(p) => {
+                have_path = true;
+                if target.ebgp {
+                    if p.asns().any(|n| n == target.peer_as) {
+                        return None;
+                    }
+                    out.push(Attr {
+                        flags: a.flags,
+                        value: AttrValue::AsPath(prepend(p, target.local_as)),
+                    });
+                } else {
+                    out.push(a);
+                }
+            }
+            AttrValue::MultiExitDisc(_) => {
+                if !target.ebgp || src == Source::Local || target.send_med {
+                    out.push(a);
+                }
+            }
+            AttrValue::LocalPref(_)
+            | AttrValue::OriginatorId(_)
+            | AttrValue::ClusterList(_)
+            | AttrValue::As4Path(_)
+            | AttrValue::As4Aggregator(_)
+            | AttrValue::NextHop(_)
+            | AttrValue::MpReach(_)
+            | AttrValue::MpUnreach(_) => {}
+            AttrValue::Unknown { .. } => {
+                if src == Source::Local {
+                    out.push(a);
+                } else if let Some(a) = a.for_readvertisement() {
+                    out.push(a);
+                }
+            }
+            _ => out.push(a),
+        }
+    }
+    if !have_path {
+        let path = if target.ebgp {
+            AsPath::sequence([target.local_as])
+        } else {
+            AsPath::default()
+        };
+        out.push(Attr::new(AttrValue::AsPath(path)));
+    }
+    if !target.ebgp {
+        out.push(Attr::new(AttrValue::LocalPref(
+            attrs.local_pref().unwrap_or(target.default_local_pref),
+        )));
+    }
+    // Ascending type order, as FRR and BIRD send (stable: equal codes cannot occur).
+    out.sort_by_key(Attr::type_code);
+    let next_hop = match attrs.next_hop() {
+        Some(nh) if !target.ebgp => nh,
+        _ => target.next_hop_self(v6),
+    };
+    Some(PathAttrs::new(&out, Some(next_hop)))
+}
