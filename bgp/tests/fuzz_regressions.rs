@@ -20,6 +20,19 @@ fn context(flags: u8) -> Context {
     cx
 }
 
+/// The message without the RFC 7606 error reports: those describe the bytes that arrived
+/// (what was discarded and why), and a re-encoding no longer carries the discarded parts, so
+/// they may differ while the recovered content must not.
+fn content(m: Message) -> Message {
+    match m {
+        Message::Update(mut u) => {
+            u.errors.clear();
+            Message::Update(u)
+        }
+        m => m,
+    }
+}
+
 /// The fuzz target's check; returns how many messages decoded.
 fn check(data: &[u8]) -> usize {
     let Some((&flags, mut stream)) = data.split_first() else {
@@ -34,7 +47,11 @@ fn check(data: &[u8]) -> usize {
             decoded += 1;
             if let Ok(bytes) = m.to_bytes(&cx) {
                 let again = Message::decode(&bytes, &cx).expect("re-encoded message decodes");
-                assert_eq!(again, m, "decode(encode(x)) == x for {data:02x?}");
+                assert_eq!(
+                    content(again),
+                    content(m),
+                    "decode(encode(x)) == x for {data:02x?}"
+                );
             }
         }
     }

@@ -25,6 +25,19 @@ fuzz_target!(|data: &[u8]| {
     bgp_fuzz_check(&cx, stream);
 });
 
+/// The message without the RFC 7606 error reports: those describe the bytes that arrived
+/// (what was discarded and why), and a re-encoding no longer carries the discarded parts, so
+/// they may differ while the recovered content must not.
+fn content(m: Message) -> Message {
+    match m {
+        Message::Update(mut u) => {
+            u.errors.clear();
+            Message::Update(u)
+        }
+        m => m,
+    }
+}
+
 fn bgp_fuzz_check(cx: &Context, mut stream: &[u8]) {
     while let Ok(Some(n)) = frame_len(stream, cx.max_message_len()) {
         let (msg, rest) = stream.split_at(n);
@@ -32,7 +45,7 @@ fn bgp_fuzz_check(cx: &Context, mut stream: &[u8]) {
         if let Ok(m) = Message::decode(msg, cx) {
             if let Ok(bytes) = m.to_bytes(cx) {
                 let again = Message::decode(&bytes, cx).expect("re-encoded message must decode");
-                assert_eq!(again, m, "decode(encode(x)) == x");
+                assert_eq!(content(again), content(m), "decode(encode(x)) == x");
             }
         }
     }
