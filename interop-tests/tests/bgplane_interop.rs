@@ -1,0 +1,437 @@
+//! `bgplane agent` against the real daemons, each in its own namespace pair: sessions
+//! Established with bgplane active and passive over IPv4 and IPv6 transport, a 4-octet local
+//! AS, TCP MD5 on the connecting and on the listening side, routes both ways checked on the
+//! router's side (AS path, next hop) and in `bgplane routes received`, and `bgplane peers -o
+//! json`. Needs root and the daemons (scripts/install-deps.sh); builds the `bgplane` binary
+//! with cargo unless BGPLANE_BIN names one.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use interop_tests::frr::BGPD;
+use interop_tests::{
+    skip_unless, wait_for, Announce, BgpRouter, Bird, Check, ExaBgp, Frr, GoBgp, Lab, Neighbor,
+    Node, Process, RouterConfig,
+};
+use serde_json::Value;
+
+const UP: Duration = Duration::from_secs(40);
+const ROUTE: Duration = Duration::from_secs(20);
+/// bgplane's AS: needs 4 octets, so every peer must speak RFC 6793.
+const AGENT_AS: u32 = 4200000001;
+const AGENT_V4: &str = "198.51.100.0/24";
+const AGENT_V6: &str = "2001:db8:100::/48";
+
+/// The `bgplane` binary: $BGPLANE_BIN, or target/debug/bgplane built now.
+fn bgplane_bin() -> Result<PathBuf> {
+    static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("BGPLANE_BIN") {
+            return Ok(PathBuf::from(p));
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .ok_or("no workspace root")?
+            .to_path_buf();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "speaker", "--bin", "bgplane"])
+            .current_dir(&root)
+            .status()
+            .map_err(|e| format!("cargo build: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo build -p speaker failed: {status}"));
+        }
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        Ok(target.join("debug").join("bgplane"))
+    })
+    .clone()
+    .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// One `peers:` entry of the agent's config.
+struct AgentPeer {
+    address: IpAddr,
+    asn: u32,
+    source: IpAddr,
+    passive: bool,
+    password: Option<&'static str>,
+}
+
+fn peer(address: IpAddr, asn: u32, source: IpAddr) -> AgentPeer {
+    AgentPeer {
+        address,
+        asn,
+        source,
+        passive: false,
+        password: None,
+    }
+}
+
+impl AgentPeer {
+    fn passive(mut self) -> Self {
+        self.passive = true;
+        self
+    }
+    fn password(mut self, p: &'static str) -> Self {
+        self.password = Some(p);
+        self
+    }
+}
+
+/// A running `bgplane agent` in a lab node.
+struct Agent {
+    process: Process,
+    socket: PathBuf,
+    bin: PathBuf,
+}
+
+impl Agent {
+    fn start(lab: &Lab, node: &Node, router_id: IpAddr, peers: &[AgentPeer]) -> Result<Agent> {
+        let bin = bgplane_bin()?;
+        let mut yaml = String::from("peers:\n");
+        for p in peers {
+            yaml += &format!(
+                "- my-asn: {AGENT_AS}\n  peer-asn: {}\n  peer-address: \"{}\"\n  source-address: \"{}\"\n  router-id: {router_id}\n  hold-time: 9s\n",
+                p.asn, p.address, p.source
+            );
+            if p.passive {
+                yaml += "  passive: true\n";
+            }
+            if let Some(pw) = p.password {
+                yaml += &format!("  password: {pw}\n");
+            }
+        }
+        yaml += "listen-port: 179\n";
+        let conf = node.dir().join("bgplane.yaml");
+        std::fs::write(&conf, yaml)?;
+        let socket = node.dir().join("bgplane.sock");
+        let mut cmd = node.command(&bin);
+        cmd.arg("agent")
+            .arg("--config")
+            .arg(&conf)
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--originate", AGENT_V4, "--originate", AGENT_V6])
+            .args(["--connect-retry", "1", "--log", "debug"]);
+        let process = lab.spawn(node, "bgplane", cmd)?;
+        Ok(Agent {
+            process,
+            socket,
+            bin,
+        })
+    }
+
+    /// `bgplane ARGS -o json --socket S`, parsed.
+    fn cli_json(&self, args: &[&str]) -> Result<Value> {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .args(["-o", "json", "--socket"])
+            .arg(&self.socket)
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "bgplane {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    fn peer(&self, address: IpAddr) -> Result<Value> {
+        let peers = self.cli_json(&["peers"])?;
+        peers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["peer_address"] == address.to_string())
+            .cloned()
+            .with_context(|| format!("{address} not in bgplane peers: {peers}"))
+    }
+
+    fn wait_established(&self, address: IpAddr) -> Result<Value> {
+        wait_for(
+            &format!("bgplane peer {address} Established"),
+            UP,
+            || match self.peer(address) {
+                Ok(p) if p["state"] == "Established" => Check::Done(p),
+                Ok(p) => Check::NotYet(format!("{p}\n{}", self.process.output_tail(15))),
+                Err(e) => Check::NotYet(format!("{e:#}")),
+            },
+        )
+    }
+
+    /// Wait until bgplane received `prefix` from `from`; the route's JSON.
+    fn wait_received(&self, from: IpAddr, prefix: &str) -> Result<Value> {
+        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        let peer = from.to_string();
+        wait_for(
+            &format!("bgplane received {prefix} from {from}"),
+            ROUTE,
+            || match self.cli_json(&["routes", "received", "--peer", &peer, "--family", family]) {
+                Ok(v) => match v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r["prefix"] == prefix)
+                {
+                    Some(r) => Check::Done(r.clone()),
+                    None => Check::NotYet(v.to_string()),
+                },
+                Err(e) => Check::NotYet(format!("{e:#}")),
+            },
+        )
+    }
+}
+
+/// One session to check: bgplane's address on it, the router's, and the prefix each sends.
+struct Session {
+    agent: IpAddr,
+    router: IpAddr,
+    router_prefix: &'static str,
+}
+
+/// Established on both sides; bgplane's prefix of the session's family on the router with
+/// AS path [AGENT_AS] and next hop = bgplane's address; the router's prefix in bgplane with
+/// AS path [router AS]; peers -o json counts.
+fn check_sessions<R: BgpRouter>(
+    router: &R,
+    router_as: u32,
+    agent: &Agent,
+    sessions: &[Session],
+) -> Result<()> {
+    for s in sessions {
+        router.wait_established(s.agent, UP)?;
+        let p = agent.wait_established(s.router)?;
+        assert_eq!(p["peer_asn"], router_as, "{p}");
+        assert_eq!(p["local_asn"], AGENT_AS, "{p}");
+        assert!(p["uptime_seconds"].is_u64(), "{p}");
+
+        let ours = if s.agent.is_ipv4() {
+            AGENT_V4
+        } else {
+            AGENT_V6
+        };
+        let r = router.wait_route(ours, ROUTE, |r| r.peer == Some(s.agent))?;
+        assert_eq!(r.as_path, vec![AGENT_AS], "{r:?}");
+        assert_eq!(r.next_hop, Some(s.agent), "{r:?}");
+
+        let r = agent.wait_received(s.router, s.router_prefix)?;
+        assert_eq!(r["as_path"], serde_json::json!([router_as]), "{r}");
+        let p = agent.peer(s.router)?;
+        assert!(p["received"]["total"].as_u64() >= Some(1), "{p}");
+        assert_eq!(
+            p["advertised"]["total"], 1,
+            "one originated prefix per family: {p}"
+        );
+    }
+    Ok(())
+}
+
+struct Pair {
+    lab: Lab,
+    agent_node: Node,
+    router_node: Node,
+    a4: IpAddr,
+    a6: IpAddr,
+    r4: IpAddr,
+    r6: IpAddr,
+    router_id: std::net::Ipv4Addr,
+    agent_id: IpAddr,
+}
+
+fn pair(test: &str, router: &str) -> Result<Pair> {
+    let lab = Lab::new(test)?;
+    let agent_node = lab.node("bgplane")?;
+    let router_node = lab.node(router)?;
+    let l = lab.link(&agent_node, &router_node)?;
+    let p = Pair {
+        a4: IpAddr::V4(l.a.v4),
+        a6: IpAddr::V6(l.a.v6),
+        r4: IpAddr::V4(l.b.v4),
+        r6: IpAddr::V6(l.b.v6),
+        router_id: l.b.v4,
+        agent_id: IpAddr::V4(l.a.v4),
+        lab,
+        agent_node,
+        router_node,
+    };
+    p.agent_node.ping(p.r4)?;
+    p.agent_node.ping(p.r6)?;
+    Ok(p)
+}
+
+#[test]
+fn bgplane_frr_active_v4_with_md5_and_passive_v6() -> Result<()> {
+    skip_unless!(BGPD, "vtysh");
+    let p = pair("bgplane_frr", "frr")?;
+    let frr = Frr::start(
+        &p.lab,
+        &p.router_node,
+        &RouterConfig::new(65001, p.router_id)
+            .neighbor(Neighbor::new(p.a4, AGENT_AS).passive().password("frr-md5"))
+            .neighbor(Neighbor::new(p.a6, AGENT_AS).local_address(p.r6))
+            .announce(Announce::new("203.0.113.0/24"))
+            .announce(Announce::new("2001:db8:203::/48")),
+    )?;
+    let agent = Agent::start(
+        &p.lab,
+        &p.agent_node,
+        p.agent_id,
+        &[
+            peer(p.r4, 65001, p.a4).password("frr-md5"),
+            peer(p.r6, 65001, p.a6).passive(),
+        ],
+    )?;
+    check_sessions(
+        &frr,
+        65001,
+        &agent,
+        &[
+            Session {
+                agent: p.a4,
+                router: p.r4,
+                router_prefix: "203.0.113.0/24",
+            },
+            Session {
+                agent: p.a6,
+                router: p.r6,
+                router_prefix: "2001:db8:203::/48",
+            },
+        ],
+    )?;
+    // A route refresh from FRR is answered: the route is still there after it.
+    frr.vtysh(&format!("clear bgp ipv4 unicast {} soft in", p.a4))?;
+    frr.wait_route(AGENT_V4, ROUTE, |r| r.peer == Some(p.a4))?;
+    // SIGTERM: FRR logs our Cease / Administrative Shutdown.
+    let status = agent.process.terminate(Duration::from_secs(10))?;
+    ensure!(status.success(), "agent exit: {status:?}");
+    wait_for("FRR sees the session down", UP, || match frr.peers() {
+        Ok(v)
+            if v.iter()
+                .all(|x| x.state != interop_tests::SessionState::Established) =>
+        {
+            Check::Done(())
+        }
+        Ok(v) => Check::NotYet(format!("{v:?}")),
+        Err(e) => Check::NotYet(format!("{e:#}")),
+    })?;
+    let log = std::fs::read_to_string(frr.log_path()).unwrap_or_default();
+    if !log.contains("Administrative Shutdown") && !log.contains("6/2") {
+        bail!("no Cease / Administrative Shutdown in FRR's log:\n{log}");
+    }
+    Ok(())
+}
+
+#[test]
+fn bgplane_bird_passive_v4_with_md5_on_listener_and_active_v6() -> Result<()> {
+    skip_unless!("bird", "birdc");
+    let p = pair("bgplane_bird", "bird")?;
+    let bird = Bird::start(
+        &p.lab,
+        &p.router_node,
+        &RouterConfig::new(65002, p.router_id)
+            .neighbor(Neighbor::new(p.a4, AGENT_AS).password("bird-md5"))
+            .neighbor(Neighbor::new(p.a6, AGENT_AS).local_address(p.r6).passive())
+            .announce(Announce::new("203.0.113.0/24"))
+            .announce(Announce::new("2001:db8:203::/48")),
+    )?;
+    let agent = Agent::start(
+        &p.lab,
+        &p.agent_node,
+        p.agent_id,
+        &[
+            peer(p.r4, 65002, p.a4).passive().password("bird-md5"),
+            peer(p.r6, 65002, p.a6),
+        ],
+    )?;
+    check_sessions(
+        &bird,
+        65002,
+        &agent,
+        &[
+            Session {
+                agent: p.a4,
+                router: p.r4,
+                router_prefix: "203.0.113.0/24",
+            },
+            Session {
+                agent: p.a6,
+                router: p.r6,
+                router_prefix: "2001:db8:203::/48",
+            },
+        ],
+    )
+}
+
+#[test]
+fn bgplane_gobgp_active_v4_and_passive_v6() -> Result<()> {
+    skip_unless!("gobgpd", "gobgp");
+    let p = pair("bgplane_gobgp", "gobgp")?;
+    let gobgp = GoBgp::start(
+        &p.lab,
+        &p.router_node,
+        &RouterConfig::new(65003, p.router_id)
+            .neighbor(Neighbor::new(p.a4, AGENT_AS).passive())
+            .neighbor(Neighbor::new(p.a6, AGENT_AS).local_address(p.r6))
+            .announce(Announce::new("203.0.113.0/24"))
+            .announce(Announce::new("2001:db8:203::/48")),
+    )?;
+    let agent = Agent::start(
+        &p.lab,
+        &p.agent_node,
+        p.agent_id,
+        &[peer(p.r4, 65003, p.a4), peer(p.r6, 65003, p.a6).passive()],
+    )?;
+    check_sessions(
+        &gobgp,
+        65003,
+        &agent,
+        &[
+            Session {
+                agent: p.a4,
+                router: p.r4,
+                router_prefix: "203.0.113.0/24",
+            },
+            Session {
+                agent: p.a6,
+                router: p.r6,
+                router_prefix: "2001:db8:203::/48",
+            },
+        ],
+    )
+}
+
+#[test]
+fn bgplane_exabgp_connects_to_passive_agent() -> Result<()> {
+    skip_unless!("exabgp", "/usr/bin/python3");
+    let p = pair("bgplane_exabgp", "exabgp")?;
+    let exa = ExaBgp::start(
+        &p.lab,
+        &p.router_node,
+        &RouterConfig::new(65005, p.router_id)
+            .neighbor(Neighbor::new(p.a4, AGENT_AS).local_address(p.r4))
+            .announce(Announce::new("203.0.113.0/24")),
+    )?;
+    let agent = Agent::start(
+        &p.lab,
+        &p.agent_node,
+        p.agent_id,
+        &[peer(p.r4, 65005, p.a4).passive()],
+    )?;
+    check_sessions(
+        &exa,
+        65005,
+        &agent,
+        &[Session {
+            agent: p.a4,
+            router: p.r4,
+            router_prefix: "203.0.113.0/24",
+        }],
+    )
+}
