@@ -2,7 +2,7 @@
 //! API, and run until SIGTERM/SIGINT; then end every session with Cease / Administrative
 //! Shutdown and return.
 
-mod interim_rib;
+mod rib;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -15,11 +15,11 @@ use bgp::fsm::GracefulRestartConfig;
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
-use crate::api::{self, ApiSource, Counts, PeerJson, RouteJson, RouteQuery};
+use crate::api::{self, ApiSource, PeerJson, RouteJson, RouteQuery};
 use crate::config::{self, Config, PeerConfig};
 use crate::session::{self, listener, PeerHandle, PeerSpec, SocketOptions};
 
-pub use interim_rib::InterimRib;
+pub use rib::{AgentRib, RibPeer};
 
 /// How the agent was started.
 #[derive(Debug, Clone)]
@@ -125,7 +125,7 @@ fn host_ipv4() -> Option<Ipv4Addr> {
 /// The running agent's state, as the API sees it.
 pub struct AgentState {
     peers: Vec<PeerHandle>,
-    rib: Arc<InterimRib>,
+    rib: Arc<AgentRib>,
 }
 
 impl AgentState {
@@ -140,7 +140,7 @@ impl ApiSource for AgentState {
             .iter()
             .map(|h| {
                 let s = h.status();
-                let (rx, tx) = self.rib.counts(h.spec.id);
+                let (received, advertised) = self.rib.counts(h.spec.id);
                 PeerJson {
                     peer_address: s.address.to_string(),
                     peer_port: s.port,
@@ -148,8 +148,8 @@ impl ApiSource for AgentState {
                     local_asn: s.local_as,
                     state: s.state.name().to_string(),
                     uptime_seconds: s.uptime().map_or(0, |d| d.as_secs()),
-                    received: Counts::from_families(rx),
-                    advertised: Counts::from_families(tx),
+                    received,
+                    advertised,
                     last_error: s.last_error.clone(),
                     peer_router_id: s.peer_id.map(|i| i.to_string()),
                     local_address: s.local.map(|a| a.to_string()),
@@ -171,7 +171,10 @@ impl ApiSource for AgentState {
         };
         Ok(ids
             .into_iter()
-            .flat_map(|i| self.rib.routes(q.kind, i, q.family))
+            .flat_map(|i| {
+                let local = self.peers[i].status().local.map(|a| a.ip());
+                self.rib.routes(q.kind, i, q.family, local)
+            })
             .collect())
     }
 }
@@ -211,14 +214,23 @@ pub fn load(opts: &AgentOptions) -> anyhow::Result<(Config, Vec<PeerSpec>, Vec<O
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     let (cfg, specs, limits) = load(&opts)?;
-    let rib = Arc::new(InterimRib::new(
-        &specs
-            .iter()
-            .zip(&limits)
-            .map(|(s, l)| (s.address, *l))
-            .collect::<Vec<_>>(),
-        opts.originate.clone(),
-    ));
+    let rib_peers: Vec<RibPeer> = specs
+        .iter()
+        .zip(&limits)
+        .map(|(s, l)| RibPeer {
+            address: s.address,
+            local_as: s.fsm.local_as,
+            peer_as: s.fsm.peer_as,
+            max_prefixes: *l,
+        })
+        .collect();
+    let router_id = specs
+        .first()
+        .map(|s| s.fsm.router_id)
+        .or(opts.router_id)
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let rib = Arc::new(AgentRib::new(router_id, &rib_peers, &opts.originate).context("RIB setup")?);
+    let rib_timer = rib.spawn_timer();
 
     // Bind everything before any session starts, so errors surface at once.
     let listener = match cfg.listen {
@@ -276,6 +288,7 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
     }
     api.abort();
+    rib_timer.abort();
     let _ = std::fs::remove_file(&opts.socket);
     tracing::info!("stopped");
     Ok(())

@@ -328,6 +328,13 @@ impl Driver {
                     tracing::info!(peer = %self.spec.address, "Established: peer id {}, hold {} s, families {:?}",
                         neg.peer_id, neg.hold_time, neg.families);
                     self.rib.peer_up(self.spec.id, &info);
+                    // RFC 4724 restart bit: only the first session after the agent started
+                    // says "I restarted"; later reconnects do not.
+                    let mut cfg = self.peer.config().clone();
+                    if let Some(gr) = cfg.graceful_restart.as_mut().filter(|g| g.restarting) {
+                        gr.restarting = false;
+                        self.peer.set_config(cfg);
+                    }
                     let _ = c.write.send(WriteCmd::StartBulk {
                         peer: self.spec.id,
                         cx: neg.encode_context(),
