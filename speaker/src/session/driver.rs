@@ -345,6 +345,7 @@ impl Driver {
                         s.hold_time = Some(neg.hold_time);
                         s.families = neg.families.clone();
                         s.local = Some(info.local);
+                        s.last_error = s.last_down.clone();
                     });
                 }
                 Output::UpdateReceived(_, update) => self.update(update, &mut out),
@@ -362,7 +363,8 @@ impl Driver {
                         s.hold_time = None;
                         s.local = None;
                         s.flaps += 1;
-                        s.last_error = Some(text);
+                        s.last_error = Some(text.clone());
+                        s.last_down = Some(text);
                     });
                 }
                 Output::AttemptFailed(id, reason) => {

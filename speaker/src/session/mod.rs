@@ -107,6 +107,9 @@ pub struct PeerStatus {
     pub families: Vec<Family>,
     pub local: Option<SocketAddr>,
     pub last_error: Option<String>,
+    /// Why the last Established session ended (what `last_error` returns to once a new
+    /// session is up, so it never shows a stale connect error of this session's attempts).
+    pub last_down: Option<String>,
     /// Completed Established sessions that went down.
     pub flaps: u32,
     pub passive: bool,
@@ -126,6 +129,7 @@ impl PeerStatus {
             families: spec.fsm.families.clone(),
             local: None,
             last_error: None,
+            last_down: None,
             flaps: 0,
             passive: spec.fsm.passive,
         }
