@@ -62,6 +62,7 @@ struct AgentPeer {
     source: IpAddr,
     passive: bool,
     password: Option<&'static str>,
+    graceful_restart: bool,
 }
 
 fn peer(address: IpAddr, asn: u32, source: IpAddr) -> AgentPeer {
@@ -71,6 +72,7 @@ fn peer(address: IpAddr, asn: u32, source: IpAddr) -> AgentPeer {
         source,
         passive: false,
         password: None,
+        graceful_restart: false,
     }
 }
 
@@ -81,6 +83,10 @@ impl AgentPeer {
     }
     fn password(mut self, p: &'static str) -> Self {
         self.password = Some(p);
+        self
+    }
+    fn graceful_restart(mut self) -> Self {
+        self.graceful_restart = true;
         self
     }
 }
@@ -94,6 +100,16 @@ struct Agent {
 
 impl Agent {
     fn start(lab: &Lab, node: &Node, router_id: IpAddr, peers: &[AgentPeer]) -> Result<Agent> {
+        Agent::start_named(lab, node, "bgplane", router_id, peers)
+    }
+
+    fn start_named(
+        lab: &Lab,
+        node: &Node,
+        name: &str,
+        router_id: IpAddr,
+        peers: &[AgentPeer],
+    ) -> Result<Agent> {
         let bin = bgplane_bin()?;
         let mut yaml = String::from("peers:\n");
         for p in peers {
@@ -106,6 +122,9 @@ impl Agent {
             }
             if let Some(pw) = p.password {
                 yaml += &format!("  password: {pw}\n");
+            }
+            if p.graceful_restart {
+                yaml += "  graceful-restart: true\n  graceful-restart-time: 30s\n";
             }
         }
         yaml += "listen-port: 179\n";
@@ -120,7 +139,7 @@ impl Agent {
             .arg(&socket)
             .args(["--originate", AGENT_V4, "--originate", AGENT_V6])
             .args(["--connect-retry", "1", "--log", "debug"]);
-        let process = lab.spawn(node, "bgplane", cmd)?;
+        let process = lab.spawn(node, name, cmd)?;
         Ok(Agent {
             process,
             socket,
@@ -434,4 +453,70 @@ fn bgplane_exabgp_connects_to_passive_agent() -> Result<()> {
             router_prefix: "203.0.113.0/24",
         }],
     )
+}
+
+#[test]
+fn bgplane_passes_routes_frr_to_bird_withdraws_and_gr_keeps_them_in_frr_across_kill9() -> Result<()>
+{
+    skip_unless!(BGPD, "vtysh", "bird", "birdc");
+    let lab = Lab::new("bgplane_transit_gr")?;
+    let (n, f, b) = (lab.node("bgplane")?, lab.node("frr")?, lab.node("bird")?);
+    let lf = lab.link(&n, &f)?;
+    let lb = lab.link(&n, &b)?;
+    let (af, fa) = (IpAddr::V4(lf.a.v4), IpAddr::V4(lf.b.v4));
+    let (ab, ba) = (IpAddr::V4(lb.a.v4), IpAddr::V4(lb.b.v4));
+    n.ping(fa)?;
+    n.ping(ba)?;
+    let frr = Frr::start(
+        &lab,
+        &f,
+        &RouterConfig::new(65001, lf.b.v4)
+            .graceful_restart(true)
+            .neighbor(Neighbor::new(af, AGENT_AS))
+            .announce(Announce::new("203.0.113.0/24")),
+    )?;
+    let bird = Bird::start(
+        &lab,
+        &b,
+        &RouterConfig::new(65002, lb.b.v4).neighbor(Neighbor::new(ab, AGENT_AS)),
+    )?;
+    let peers = || {
+        [
+            peer(fa, 65001, af).graceful_restart(),
+            peer(ba, 65002, ab).passive(),
+        ]
+    };
+    let agent = Agent::start(&lab, &n, af, &peers())?;
+    frr.wait_established(af, UP)?;
+    bird.wait_established(ab, UP)?;
+
+    // FRR's prefix reaches BIRD through bgplane's Loc-RIB, with both ASes in the path.
+    let r = bird.wait_route("203.0.113.0/24", ROUTE, |r| r.peer == Some(ab))?;
+    assert_eq!(r.as_path, vec![AGENT_AS, 65001], "{r:?}");
+    assert_eq!(r.next_hop, Some(ab), "{r:?}");
+    let p = agent.peer(ba)?;
+    assert_eq!(p["advertised"]["total"], 2, "198.51.100.0/24 + FRR's: {p}");
+    // A withdrawal at FRR propagates through bgplane.
+    frr.withdraw("203.0.113.0/24")?;
+    bird.wait_route_gone("203.0.113.0/24", None, ROUTE)?;
+
+    // kill -9 the agent: FRR (GR helper) keeps bgplane's route, stale, instead of dropping it.
+    frr.wait_route(AGENT_V4, ROUTE, |r| r.peer == Some(af) && !r.stale)?;
+    agent.process.kill9()?;
+    let r = frr.wait_route(AGENT_V4, ROUTE, |r| r.peer == Some(af) && r.stale)?;
+    assert_eq!(r.as_path, vec![AGENT_AS]);
+    interop_tests::holds_for(
+        "FRR keeps the stale route",
+        Duration::from_secs(3),
+        || match frr.routes(interop_tests::Family::Ipv4Unicast) {
+            Ok(v) if v.iter().any(|r| r.prefix.to_string() == AGENT_V4) => Ok(()),
+            Ok(v) => Err(format!("route gone: {v:?}")),
+            Err(e) => Err(format!("{e:#}")),
+        },
+    )?;
+    // The agent comes back: new session, End-of-RIB, the route is fresh again.
+    let again = Agent::start_named(&lab, &n, "bgplane2", af, &peers())?;
+    again.wait_established(fa)?;
+    frr.wait_route(AGENT_V4, UP, |r| r.peer == Some(af) && !r.stale)?;
+    Ok(())
 }
