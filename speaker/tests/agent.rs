@@ -408,3 +408,74 @@ fn raw_peers_unknown_address_closed_and_bad_as_gets_open_error() {
         |p| p.state == "Established",
     );
 }
+
+#[test]
+fn raw_peer_over_max_prefixes_gets_cease_1() {
+    let net = Net::new("maxpfx");
+    let (a, peer) = (net.ip(2), net.ip(3));
+    let port = net.port(a);
+    let ca = peer_config(
+        65001,
+        65002,
+        peer,
+        port,
+        a,
+        "10.0.0.1",
+        "  passive: true\n  max-prefixes: 2\n",
+    );
+    let agent = Agent::start(&net, "a", &ca, &[]);
+    agent.wait_peer("agent up", Duration::from_secs(10), |p| p.state == "Active");
+    let mut s = connect_from(peer, SocketAddr::new(a, port));
+    let Message::Open(_) = read_msg(&mut s).unwrap() else {
+        panic!("no OPEN")
+    };
+    let open = Open::new(
+        65002,
+        9,
+        Ipv4Addr::new(10, 0, 0, 3),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::FourOctetAs(65002),
+        ],
+    );
+    let cx = Context::modern();
+    s.write_all(&Message::Open(open).to_bytes(&Context::default()).unwrap())
+        .unwrap();
+    assert_eq!(read_msg(&mut s).unwrap(), Message::Keepalive);
+    s.write_all(&Message::Keepalive.to_bytes(&cx).unwrap())
+        .unwrap();
+    let attrs = vec![
+        bgp::wire::Attr::new(bgp::wire::AttrValue::Origin(bgp::wire::Origin::Igp)),
+        bgp::wire::Attr::new(bgp::wire::AttrValue::AsPath(bgp::wire::AsPath::sequence(
+            vec![65002],
+        ))),
+        bgp::wire::Attr::new(bgp::wire::AttrValue::NextHop(Ipv4Addr::new(127, 0, 0, 3))),
+    ];
+    let nlri: Vec<bgp::wire::Nlri> = ["192.0.2.0/26", "192.0.2.64/26", "192.0.2.128/26"]
+        .iter()
+        .map(|p| bgp::wire::Nlri::new(p.parse::<ipnet::Ipv4Net>().unwrap()))
+        .collect();
+    let update = bgp::wire::Update::announce(attrs, nlri, None);
+    s.write_all(&Message::Update(update).to_bytes(&cx).unwrap())
+        .unwrap();
+    // Whatever the agent sent before (KEEPALIVE, End-of-RIB), a Cease / 1 must follow.
+    let mut cease = None;
+    for _ in 0..8 {
+        match read_msg(&mut s) {
+            Ok(Message::Notification(n)) => {
+                cease = Some(n);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no NOTIFICATION: {e}\n{}", agent.log_text()),
+        }
+    }
+    let n = cease.unwrap();
+    assert_eq!((n.code, n.subcode), (6, 1));
+    // RFC 4486: AFI 1, SAFI 1, limit 2.
+    assert_eq!(&n.data[..], &[0, 1, 1, 0, 0, 0, 2]);
+    let p = agent.wait_peer("max-prefix in last_error", Duration::from_secs(5), |p| {
+        p.last_error.is_some()
+    });
+    assert!(p.last_error.unwrap().contains("6/1"));
+}
