@@ -19,7 +19,7 @@ use crate::wire::{
     RefreshSubtype, RouteRefresh, Update,
 };
 
-use super::attrs::{PathAttrs, RouteNextHop};
+use super::attrs::{FastHash, PathAttrs, RouteNextHop};
 use super::core::{facts, Fam, PeerSlot, Rib};
 use super::export::{export, Source, Target};
 use super::table::{P4, P6};
@@ -197,7 +197,7 @@ struct Exporter<'a> {
     target_id: u16,
     v6: bool,
     sources: Vec<Option<Source>>,
-    memo: HashMap<(usize, u8), Option<Arc<PathAttrs>>>,
+    memo: HashMap<(usize, u8), Option<Arc<PathAttrs>>, FastHash>,
     policy: Option<&'a dyn super::ExportPolicy>,
 }
 
@@ -251,7 +251,7 @@ fn target_of(slot: &PeerSlot, default_local_pref: u32) -> Option<Target> {
 
 /// Group (prefix, attrs) pairs by attribute set, groups ordered by their first prefix.
 fn group(items: Vec<(Nlri, Arc<PathAttrs>)>, family: Family) -> Vec<Pending> {
-    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut index: HashMap<usize, usize, FastHash> = HashMap::with_hasher(FastHash::new());
     let mut groups: Vec<(Arc<PathAttrs>, Vec<Nlri>)> = Vec::new();
     for (n, a) in items {
         let k = Arc::as_ptr(&a) as usize;
@@ -302,13 +302,15 @@ impl Rib {
             return false;
         }
         let mut dirty: Vec<K> = out.dirty.drain().collect();
+        // After an initial dump the set would otherwise keep a full table's capacity.
+        out.dirty.shrink_to(1024);
         dirty.sort_unstable();
         let mut ex = Exporter {
             target,
             target_id: id.0,
             v6: K::V6,
             sources,
-            memo: HashMap::new(),
+            memo: HashMap::with_hasher(FastHash::new()),
             policy: slot.policy.as_deref(),
         };
         let table = K::table_ref(&self.tables);
