@@ -116,6 +116,8 @@ impl Message {
 
 #[cfg(test)]
 mod properties;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod selfcheck;
 
 mod open;
 mod update;
