@@ -14,13 +14,16 @@
 //!   wall-clock seconds to whatever else the machine is running (the load average is printed);
 //! - when the feeders had written their last byte (the TCP side of the run).
 //!
-//! Scenarios: `full` (one session, 1,000,000 IPv4 + 200,000 IPv6 prefixes) and `peers10` (10
-//! feeders on one LAN segment, each 100,000 distinct prefixes: 83,333 IPv4 + 16,667 IPv6).
-//! Receivers accept everything and export nothing (no kernel, no re-advertisement).
+//! Scenarios: `full` (one session, 1,000,000 IPv4 + 200,000 IPv6 prefixes), `peers10` (10
+//! feeders on one LAN segment, each 100,000 distinct prefixes: 83,333 IPv4 + 16,667 IPv6, and
+//! every receiver re-advertises each route to the other 9 feeders, which read and discard them:
+//! bgplane has no setting to stop that, so this is the like-for-like run) and `peers10-noexport`
+//! (the same, receivers export nothing; no bgplane row). Receivers accept everything; no kernel
+//! routes anywhere (BIRD without a kernel protocol, bgpd without zebra).
 //!
 //!     cargo build --release -p speaker        # for the bgplane row (else "not available")
 //!     cargo bench -p interop-tests --bench ingest [-- [bgplane|bird|frr|gobgp]... \
-//!         [--scenario full|peers10|all] [--timeout SECS]]
+//!         [--scenario full|peers10|peers10-noexport|all] [--timeout SECS]]
 //!
 //! Needs root and the lab packages (scripts/install-deps.sh). Each receiver run is bounded by
 //! the timeout (default 180 s after the first UPDATE; "timeout" is reported instead of hanging).
@@ -82,23 +85,37 @@ struct Scenario {
     /// Per feeder.
     v4: usize,
     v6: usize,
+    /// Whether receivers re-advertise what they learn to their other peers (bgplane, like any
+    /// eBGP speaker without an export policy, always does; with one session there is nobody
+    /// to re-advertise to).
+    export: bool,
 }
 
-const SCENARIOS: [Scenario; 2] = [
+const SCENARIOS: [Scenario; 3] = [
     Scenario {
         name: "full",
         title: "1 session: 1,000,000 IPv4 + 200,000 IPv6 prefixes",
         feeders: 1,
         v4: 1_000_000,
         v6: 200_000,
+        export: false,
     },
     Scenario {
         name: "peers10",
-        title:
-            "10 sessions on one segment, each 100,000 distinct prefixes (83,333 IPv4 + 16,667 IPv6)",
+        title: "10 sessions on one segment, each 100,000 distinct prefixes (83,333 IPv4 + \
+                16,667 IPv6); every receiver re-advertises each route to the other 9 peers",
         feeders: 10,
         v4: 83_333,
         v6: 16_667,
+        export: true,
+    },
+    Scenario {
+        name: "peers10-noexport",
+        title: "the same 10 sessions, receivers export nothing (bgplane has no such setting)",
+        feeders: 10,
+        v4: 83_333,
+        v6: 16_667,
+        export: false,
     },
 ];
 
@@ -149,7 +166,7 @@ fn main() {
                     .copied()
                     .collect();
                 if scenarios.is_empty() {
-                    eprintln!("--scenario {s:?}: expected full, peers10 or all");
+                    eprintln!("--scenario {s:?}: expected full, peers10, peers10-noexport or all");
                     std::process::exit(2);
                 }
             }
@@ -195,8 +212,8 @@ fn main() {
             rows.push(row);
         }
         println!(
-            "\n{:<9} {:>8} {:>12} {:>12} {:>9}  (feeder: UPDATEs, s to write all)",
-            "receiver", "seconds", "prefixes/s", "peak RSS MB", ""
+            "\n{:<9} {:>8} {:>12} {:>12} {:>9}",
+            "receiver", "seconds", "prefixes/s", "peak RSS MB", "CPU s"
         );
         for r in rows {
             println!("{r}");
@@ -238,6 +255,13 @@ fn run(kind: Kind, sc: &Scenario, timeout: Duration) -> Result<Outcome> {
     if let Some(why) = missing_capabilities(&kind.binaries()) {
         return Ok(Outcome::NotAvailable(why));
     }
+    if kind == Kind::Bgplane && sc.feeders > 1 && !sc.export {
+        return Ok(Outcome::NotAvailable(
+            "bgplane always re-advertises learned routes to its other peers (no export \
+             policy setting yet); see the scenario with export"
+                .into(),
+        ));
+    }
     let bgplane = if kind == Kind::Bgplane {
         match bgplane_binary() {
             Ok(p) => Some(p),
@@ -271,9 +295,9 @@ fn run(kind: Kind, sc: &Scenario, timeout: Duration) -> Result<Outcome> {
         .map(|(i, f)| (IpAddr::V4(f.v4), FEEDER_ASN + i as u32))
         .collect();
     let receiver = match kind {
-        Kind::Bird => start_bird(&lab, &rx_node, &rx, &peers)?,
-        Kind::Frr => start_frr(&lab, &rx_node, &rx, &peers)?,
-        Kind::GoBgp => start_gobgp(&lab, &rx_node, &rx, &peers)?,
+        Kind::Bird => start_bird(&lab, &rx_node, &rx, &peers, sc.export)?,
+        Kind::Frr => start_frr(&lab, &rx_node, &rx, &peers, sc.export)?,
+        Kind::GoBgp => start_gobgp(&lab, &rx_node, &rx, &peers, sc.export)?,
         Kind::Bgplane => start_bgplane(&lab, &rx_node, &rx, &peers, bgplane.as_deref())?,
     };
     wait_ready(&receiver)?;
@@ -485,7 +509,13 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn start_bird(lab: &Lab, node: &Node, rx: &Iface, peers: &[(IpAddr, u32)]) -> Result<Receiver> {
+fn start_bird(
+    lab: &Lab,
+    node: &Node,
+    rx: &Iface,
+    peers: &[(IpAddr, u32)],
+    export: bool,
+) -> Result<Receiver> {
     let dir = node.dir().join("bird");
     std::fs::create_dir_all(&dir)?;
     let log = dir.join("bird.log");
@@ -494,9 +524,10 @@ fn start_bird(lab: &Lab, node: &Node, rx: &Iface, peers: &[(IpAddr, u32)]) -> Re
         rx.v4,
         log.display()
     );
+    let export = if export { "all" } else { "none" };
     for (i, (addr, asn)) in peers.iter().enumerate() {
         conf.push_str(&format!(
-            "protocol bgp f{i} {{\n  local {} as {RECEIVER_ASN};\n  neighbor {addr} as {asn};\n  passive on;\n  hold time {HOLD};\n  ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n}}\n",
+            "protocol bgp f{i} {{\n  local {} as {RECEIVER_ASN};\n  neighbor {addr} as {asn};\n  passive on;\n  hold time {HOLD};\n  ipv4 {{ import all; export {export}; }};\n  ipv6 {{ import all; export {export}; }};\n}}\n",
             rx.v4
         ));
     }
@@ -531,7 +562,13 @@ fn bird_imported(text: &str) -> u64 {
         .sum()
 }
 
-fn start_frr(lab: &Lab, node: &Node, rx: &Iface, peers: &[(IpAddr, u32)]) -> Result<Receiver> {
+fn start_frr(
+    lab: &Lab,
+    node: &Node,
+    rx: &Iface,
+    peers: &[(IpAddr, u32)],
+    export: bool,
+) -> Result<Receiver> {
     let dir = node.dir().join("frr");
     std::fs::create_dir_all(&dir)?;
     let log = dir.join("bgpd.log");
@@ -554,7 +591,9 @@ fn start_frr(lab: &Lab, node: &Node, rx: &Iface, peers: &[(IpAddr, u32)]) -> Res
         c.push(format!(" address-family {af} unicast"));
         for (addr, _) in peers {
             c.push(format!("  neighbor {addr} activate"));
-            c.push(format!("  neighbor {addr} route-map NONE out"));
+            if !export {
+                c.push(format!("  neighbor {addr} route-map NONE out"));
+            }
         }
         c.push(" exit-address-family".into());
     }
@@ -603,12 +642,19 @@ fn frr_received(v: &Value) -> Result<u64> {
         .sum())
 }
 
-fn start_gobgp(lab: &Lab, node: &Node, rx: &Iface, peers: &[(IpAddr, u32)]) -> Result<Receiver> {
+fn start_gobgp(
+    lab: &Lab,
+    node: &Node,
+    rx: &Iface,
+    peers: &[(IpAddr, u32)],
+    export: bool,
+) -> Result<Receiver> {
     let dir = node.dir().join("gobgp");
     std::fs::create_dir_all(&dir)?;
     let mut t = format!(
-        "[global.config]\n  as = {RECEIVER_ASN}\n  router-id = \"{}\"\n  port = 179\n[global.apply-policy.config]\n  default-export-policy = \"reject-route\"\n",
-        rx.v4
+        "[global.config]\n  as = {RECEIVER_ASN}\n  router-id = \"{}\"\n  port = 179\n[global.apply-policy.config]\n  default-export-policy = \"{}\"\n",
+        rx.v4,
+        if export { "accept-route" } else { "reject-route" }
     );
     for (addr, asn) in peers {
         t.push_str(&format!(

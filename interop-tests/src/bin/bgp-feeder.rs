@@ -32,8 +32,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use bgp::synth::{self, NextHops, Spec};
 use bgp::wire::{
-    frame_len, Capability, Context, Family, Message, Notification, Open, Update, MAX_LEN,
+    frame_len, Capability, Context, Family, Message, Notification, Open, Update, HEADER_LEN,
+    MAX_LEN,
 };
+
+/// BGP message type of UPDATE (RFC 4271 §4.1).
+const UPDATE: u8 = 2;
 
 const USAGE: &str = "usage: bgp-feeder (--connect ADDR[:PORT] | --listen ADDR[:PORT]) --asn N \
 --router-id A --next-hop-v4 A --next-hop-v6 A [--next-hop-v6-ll A] [--peer-asn N] \
@@ -163,31 +167,50 @@ fn event(line: &str) {
 struct Reader {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// Start of the first unread message in `buf` (compacted before each read).
+    pos: usize,
+}
+
+/// What `Reader::next` got.
+enum Got {
+    Message(Message),
+    /// An UPDATE, skipped undecoded (receivers that re-advertise send plenty).
+    Update,
+    /// The read timed out first.
+    Nothing,
 }
 
 impl Reader {
-    /// The next message, or `None` when the read timed out first. Err on EOF or bad framing.
-    fn next(&mut self, cx: &Context) -> Result<Option<Message>> {
+    /// Err on EOF or bad framing.
+    fn next(&mut self, cx: &Context) -> Result<Got> {
         loop {
-            if let Some(n) = frame_len(&self.buf, MAX_LEN.max(cx.max_message_len()))
+            let rest = &self.buf[self.pos..];
+            if let Some(n) = frame_len(rest, MAX_LEN.max(cx.max_message_len()))
                 .map_err(|e| anyhow::anyhow!("bad message from the peer: {e}"))?
             {
-                let msg = Message::decode(&self.buf[..n], cx)
-                    .map_err(|e| anyhow::anyhow!("undecodable message from the peer: {e}"));
-                self.buf.drain(..n);
-                return msg.map(Some);
+                let got = if rest[HEADER_LEN - 1] == UPDATE {
+                    Ok(Got::Update)
+                } else {
+                    Message::decode(&rest[..n], cx)
+                        .map(Got::Message)
+                        .map_err(|e| anyhow::anyhow!("undecodable message from the peer: {e}"))
+                };
+                self.pos += n;
+                return got;
             }
+            self.buf.drain(..self.pos);
+            self.pos = 0;
             let mut tmp = [0u8; 64 << 10];
             match self.stream.read(&mut tmp) {
                 Ok(0) => bail!("the peer closed the connection"),
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::TimedOut =>
+                        || e.kind() == io::ErrorKind::TimedOut
+                        || e.kind() == io::ErrorKind::Interrupted =>
                 {
-                    return Ok(None)
+                    return Ok(Got::Nothing)
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
                 Err(e) => return Err(e).context("reading from the peer"),
             }
         }
@@ -348,17 +371,21 @@ fn run(args: Args) -> Result<()> {
     let mut reader = Reader {
         stream,
         buf: Vec::new(),
+        pos: 0,
     };
     let open_deadline = Instant::now() + Duration::from_secs(60);
     let peer_open = loop {
         match reader.next(&Context::default())? {
-            Some(Message::Open(o)) => break o,
-            Some(Message::Notification(n)) => {
+            Got::Message(Message::Open(o)) => break o,
+            Got::Message(Message::Notification(n)) => {
                 bail!("NOTIFICATION instead of OPEN: {}", n.describe())
             }
-            Some(other) => bail!("expected OPEN, got {other:?}"),
-            None if Instant::now() > open_deadline => bail!("no OPEN from the peer within 60 s"),
-            None => {}
+            Got::Message(other) => bail!("expected OPEN, got {other:?}"),
+            Got::Update => bail!("expected OPEN, got an UPDATE"),
+            Got::Nothing if Instant::now() > open_deadline => {
+                bail!("no OPEN from the peer within 60 s")
+            }
+            Got::Nothing => {}
         }
     };
     if let Some(want) = args.peer_asn {
@@ -385,13 +412,14 @@ fn run(args: Args) -> Result<()> {
         .context("sending KEEPALIVE")?;
     loop {
         match reader.next(&cx)? {
-            Some(Message::Keepalive) => break,
-            Some(Message::Notification(n)) => {
+            Got::Message(Message::Keepalive) => break,
+            Got::Message(Message::Notification(n)) => {
                 bail!("NOTIFICATION in OpenConfirm: {}", n.describe())
             }
-            Some(other) => bail!("expected KEEPALIVE, got {other:?}"),
-            None if Instant::now() > open_deadline => bail!("no KEEPALIVE within 60 s"),
-            None => {}
+            Got::Message(other) => bail!("expected KEEPALIVE, got {other:?}"),
+            Got::Update => bail!("expected KEEPALIVE, got an UPDATE"),
+            Got::Nothing if Instant::now() > open_deadline => bail!("no KEEPALIVE within 60 s"),
+            Got::Nothing => {}
         }
     }
     event(&format!(
@@ -470,13 +498,15 @@ fn run(args: Args) -> Result<()> {
             }
         }
         match reader.next(&cx)? {
-            Some(Message::Notification(n)) => bail!("NOTIFICATION from the peer: {}", n.describe()),
-            Some(_) => {
+            Got::Message(Message::Notification(n)) => {
+                bail!("NOTIFICATION from the peer: {}", n.describe())
+            }
+            Got::Message(_) | Got::Update => {
                 // KEEPALIVE (or anything else, ignored): either way the peer is alive.
                 last_rx = Instant::now();
                 ignored += 1;
             }
-            None => {}
+            Got::Nothing => {}
         }
         if hold > 0 && last_rx.elapsed() > Duration::from_secs(u64::from(hold)) {
             if let Ok(mut s) = sock.try_lock() {
