@@ -1,7 +1,9 @@
 //! `bgplane agent`: load the config, start one session task per peer, the listener and the
 //! API, and run until SIGTERM/SIGINT; then end every session with Cease / Administrative
-//! Shutdown and return.
+//! Shutdown and return. With `--datapath` the service load balancer runs beside the sessions
+//! (`datapath`) and is left running, pinned, when the agent stops.
 
+pub mod datapath;
 mod rib;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +17,7 @@ use bgp::fsm::GracefulRestartConfig;
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
-use crate::api::{self, ApiSource, PeerJson, RouteJson, RouteQuery};
+use crate::api::{self, ApiSource, PeerJson, RouteJson, RouteQuery, ServicesJson};
 use crate::config::{self, Config, PeerConfig};
 use crate::session::{self, listener, PeerHandle, PeerSpec, SocketOptions};
 
@@ -24,7 +26,8 @@ pub use rib::{AgentRib, RibPeer};
 /// How the agent was started.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
-    pub config: PathBuf,
+    /// The MetalLB-format config; None runs no BGP (only with `datapath`).
+    pub config: Option<PathBuf>,
     pub socket: PathBuf,
     /// Prefixes to announce to every peer (until announcements come from the cluster).
     pub originate: Vec<IpNet>,
@@ -34,6 +37,8 @@ pub struct AgentOptions {
     pub node_labels: BTreeMap<String, String>,
     /// Connect-retry backoff bounds (default 2 s .. 120 s).
     pub retry: Option<bgp::fsm::Backoff>,
+    /// `--datapath`: run the service load balancer.
+    pub datapath: Option<datapath::DatapathOptions>,
 }
 
 /// Turn a validated peer config into what the session runtime runs.
@@ -126,6 +131,7 @@ fn host_ipv4() -> Option<Ipv4Addr> {
 pub struct AgentState {
     peers: Vec<PeerHandle>,
     rib: Arc<AgentRib>,
+    datapath: Option<datapath::DatapathHandle>,
 }
 
 impl AgentState {
@@ -177,13 +183,35 @@ impl ApiSource for AgentState {
             })
             .collect())
     }
+
+    fn services(&self) -> Result<ServicesJson, String> {
+        match &self.datapath {
+            Some(d) => Ok(d.snapshot()),
+            None => {
+                Err("the service load balancer is off (start the agent with --datapath)".into())
+            }
+        }
+    }
 }
 
 /// Load and check the config, resolve the peers this node runs.
 pub fn load(opts: &AgentOptions) -> anyhow::Result<(Config, Vec<PeerSpec>, Vec<Option<u32>>)> {
-    let cfg = config::load(&opts.config)
+    let Some(path) = &opts.config else {
+        // No BGP: no peers, never listen.
+        let cfg = Config {
+            source: config::ConfigSource::Bare,
+            peers: Vec::new(),
+            pools: Vec::new(),
+            communities: BTreeMap::new(),
+            bfd_profiles: Vec::new(),
+            listen: None,
+            warnings: Vec::new(),
+        };
+        return Ok((cfg, Vec::new(), Vec::new()));
+    };
+    let cfg = config::load(path)
         .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("config {}", opts.config.display()))?;
+        .with_context(|| format!("config {}", path.display()))?;
     for w in &cfg.warnings {
         tracing::warn!("config: {w}");
     }
@@ -262,9 +290,14 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     }
     let accept = listener.map(|l| listener::spawn(l, dispatch));
 
+    let datapath = match &opts.datapath {
+        Some(d) => Some(datapath::spawn(d.clone()).context("datapath thread")?),
+        None => None,
+    };
     let state = Arc::new(AgentState {
         peers: handles,
         rib,
+        datapath,
     });
     let api = api::serve(&opts.socket, state.clone())
         .with_context(|| format!("API socket {}", opts.socket.display()))?;
@@ -290,6 +323,11 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     api.abort();
     rib_timer.abort();
     let _ = std::fs::remove_file(&opts.socket);
+    if let Some(d) = &opts.datapath {
+        // On purpose: the pinned programs and maps keep serving until the next agent adopts
+        // them (`bgplane datapath unload` removes them).
+        tracing::info!("datapath left running, pinned under {}", d.bpffs.display());
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! - `GET /v1/peers` -> `[PeerJson]`
 //! - `GET /v1/routes/received?peer=ADDR&family=ipv4|ipv6` -> `[RouteJson]`
 //! - `GET /v1/routes/advertised?peer=ADDR&family=ipv4|ipv6` -> `[RouteJson]`
+//! - `GET /v1/services` -> `ServicesJson` (404 when the agent runs without `--datapath`)
 //!
 //! Errors are `{"error": "..."}` with status 400 (bad query), 404 (unknown path or peer) or
 //! 405 (not GET).
@@ -16,7 +17,10 @@ pub mod types;
 
 pub use client::{get, routes_path, ClientError};
 pub use server::{serve, ApiSource, RouteKind, RouteQuery};
-pub use types::{Counts, ErrorJson, PeerJson, RouteJson};
+pub use types::{
+    ApplyJson, BackendJson, CountersJson, Counts, DatapathErrorJson, DatapathJson, ErrorJson,
+    FrontendJson, PeerJson, RouteJson, ServiceJson, ServicesJson,
+};
 
 /// Where the agent listens and the CLI connects unless `--socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/bgplane/bgplane.sock";

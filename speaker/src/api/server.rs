@@ -11,7 +11,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use super::http::{self, MAX_HEAD};
-use super::types::{parse_family, ErrorJson, PeerJson, RouteJson};
+use super::types::{parse_family, ErrorJson, PeerJson, RouteJson, ServicesJson};
 
 /// Which side of a peering's routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,10 @@ pub trait ApiSource: Send + Sync + 'static {
     fn peers(&self) -> Vec<PeerJson>;
     /// `Err` (404) when `query.peer` is not a configured peer.
     fn routes(&self, query: &RouteQuery) -> Result<Vec<RouteJson>, String>;
+    /// `Err` (404) when the agent runs without the service load balancer.
+    fn services(&self) -> Result<ServicesJson, String> {
+        Err("the service load balancer is off (start the agent with --datapath)".into())
+    }
 }
 
 /// Bind `path` (replacing a stale socket file, creating the directory) and serve until the
@@ -124,6 +128,12 @@ pub fn answer(head: &[u8], source: &dyn ApiSource) -> (u16, Vec<u8>) {
     }
     let kind = match req.path.as_str() {
         "/v1/peers" => return json(&source.peers()),
+        "/v1/services" => {
+            return match source.services() {
+                Ok(s) => json(&s),
+                Err(e) => error(404, e),
+            }
+        }
         "/v1/routes/received" => RouteKind::Received,
         "/v1/routes/advertised" => RouteKind::Advertised,
         other => return error(404, format!("no such path {other:?}")),

@@ -135,3 +135,115 @@ pub fn parse_family(s: &str) -> Option<Family> {
         _ => None,
     }
 }
+
+/// `GET /v1/services`: the service load balancer's state and one entry per frontend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicesJson {
+    pub datapath: DatapathJson,
+    /// Sorted by Service, then frontend kind, address, port, protocol.
+    pub services: Vec<ServiceJson>,
+}
+
+/// The datapath as a whole: where it runs and what the last reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatapathJson {
+    pub node: String,
+    /// The `--objects` path.
+    pub objects: String,
+    pub bpffs: String,
+    pub devices: Vec<String>,
+    /// The cgroup2 directory the socket programs are attached to.
+    pub cgroup2: Option<String>,
+    /// Programs attached and maps open (false until objects planned cleanly once).
+    pub loaded: bool,
+    /// Program links this agent attached, and links an earlier agent left pinned and this one
+    /// kept as they were.
+    pub links_attached: usize,
+    pub links_adopted: usize,
+    /// Successful applies since the agent started.
+    pub applies: u64,
+    /// Map writes since the agent started: 0 after a restart that found the maps as wanted.
+    pub writes_total: u64,
+    pub last_apply: Option<ApplyJson>,
+    /// What the planner left out and why (headless Services, SCTP ports, conflicts, ...).
+    pub notes: Vec<String>,
+    /// The most recent failure (objects that do not parse or plan, a kernel error). While
+    /// `current` is true the previous state keeps serving.
+    pub last_error: Option<DatapathErrorJson>,
+}
+
+/// What one apply wrote (`datapath::writer::ApplyStats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyJson {
+    pub at_unix_seconds: u64,
+    pub writes: u64,
+    pub services_written: u64,
+    pub services_deleted: u64,
+    pub backends_written: u64,
+    pub backends_deleted: u64,
+    pub slots_written: u64,
+    pub slots_deleted: u64,
+    pub maglev_tables: u64,
+    pub ranges_written: u64,
+    pub ranges_deleted: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatapathErrorJson {
+    pub message: String,
+    pub at_unix_seconds: u64,
+    /// The latest reload failed (true) or a later one succeeded (false).
+    pub current: bool,
+}
+
+/// One frontend (address:port/protocol) of a Service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceJson {
+    /// `namespace/name`.
+    pub service: String,
+    /// The service entry's id in the BPF maps.
+    pub id: Option<u32>,
+    pub frontend: FrontendJson,
+    /// `random`, or `maglev` with `maglev_table_size`.
+    pub selection: String,
+    pub maglev_table_size: Option<u32>,
+    pub affinity_timeout_seconds: Option<u32>,
+    pub source_ranges: Vec<String>,
+    /// What a new connection gets with no active backend: `reject` or `drop`.
+    pub no_backends: String,
+    /// Active backends first, then terminating ones.
+    pub backends: Vec<BackendJson>,
+    /// Summed over CPUs, when the datapath counts.
+    pub counters: Option<CountersJson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrontendJson {
+    pub address: String,
+    pub port: u16,
+    /// `TCP` or `UDP`.
+    pub protocol: String,
+    /// `ClusterIP`, `NodePort`, `LoadBalancer` or `ExternalIP`.
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendJson {
+    pub address: String,
+    pub port: u16,
+    /// `active` (takes new connections) or `terminating` (keeps its established ones only).
+    pub state: String,
+    /// Runs on this node (reached without SNAT).
+    pub local: bool,
+    pub node: Option<String>,
+    pub zone: Option<String>,
+    pub id: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountersJson {
+    pub packets: u64,
+    pub bytes: u64,
+    pub connections: u64,
+    pub dropped: u64,
+}

@@ -1,6 +1,6 @@
-//! The `bgplane` command line: `agent` runs the agent; `peers` and `routes` ask a running
-//! agent over its unix socket and print tables (like `gobgp neighbor`) or, with `-o json`,
-//! the API's JSON unchanged.
+//! The `bgplane` command line: `agent` runs the agent; `peers`, `routes` and `services` ask a
+//! running agent over its unix socket and print tables (like `gobgp neighbor`) or, with
+//! `-o json`, the API's JSON unchanged; `datapath unload` removes the pinned load balancer.
 
 mod table;
 
@@ -12,8 +12,9 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
+use crate::agent::datapath::{DatapathOptions, DEFAULT_BPFFS, POLL};
 use crate::agent::AgentOptions;
-use crate::api::{self, PeerJson, RouteJson, DEFAULT_SOCKET};
+use crate::api::{self, PeerJson, RouteJson, ServicesJson, DEFAULT_SOCKET};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +30,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the agent's flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the agent in the foreground (SIGTERM/SIGINT stop it cleanly).
@@ -40,13 +43,32 @@ pub enum Command {
     },
     /// Show routes received from or advertised to peers.
     Routes(RoutesArgs),
+    /// Show the load-balanced services: frontends, backends with state and zone, selection.
+    Services {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Manage the pinned eBPF datapath directly (no agent needed).
+    #[command(subcommand)]
+    Datapath(DatapathCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatapathCommand {
+    /// Remove every pin under the bpffs directory: detaches the programs and frees the maps
+    /// (service traffic through this node stops). Run it with no agent running.
+    Unload {
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_BPFFS)]
+        bpffs: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// MetalLB-format config YAML, or a whole ConfigMap manifest.
-    #[arg(long)]
-    pub config: PathBuf,
+    /// MetalLB-format config YAML, or a whole ConfigMap manifest (optional with --datapath:
+    /// without it the agent runs no BGP).
+    #[arg(long, required_unless_present = "datapath")]
+    pub config: Option<PathBuf>,
     /// Announce PREFIX to every peer (repeatable; until announcements come from the cluster).
     #[arg(long = "originate", value_name = "PREFIX")]
     pub originate: Vec<IpNet>,
@@ -62,6 +84,34 @@ pub struct AgentArgs {
     /// Log filter (tracing env-filter syntax); RUST_LOG also works.
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// Run the eBPF service load balancer (kube-proxy replacement). Its programs and maps are
+    /// pinned and stay in place when the agent stops; the next agent adopts them.
+    #[arg(long)]
+    pub datapath: bool,
+    /// Kubernetes objects (Node, Service, EndpointSlice) as `kubectl get -o yaml` prints them:
+    /// a file or a directory, re-read when it changes (polled every second).
+    #[arg(long, value_name = "PATH", requires = "datapath")]
+    pub objects: Option<PathBuf>,
+    /// Which Node among the objects is this one (default: the host name).
+    #[arg(long, value_name = "NAME", requires = "datapath")]
+    pub node_name: Option<String>,
+    /// Devices the tc programs attach to (LoadBalancer, ExternalIP, NodePort traffic and
+    /// replies from SNATed backends), comma-separated.
+    #[arg(
+        long,
+        value_name = "DEV,...",
+        value_delimiter = ',',
+        requires = "datapath"
+    )]
+    pub devices: Vec<String>,
+    /// bpffs directory for the pins (bpffs is mounted there if it is not).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_BPFFS)]
+    pub bpffs: PathBuf,
+    /// cgroup2 directory the socket programs (ClusterIP) attach to; cgroup2 is mounted there
+    /// unless it already is one (default: the first cgroup2 mount, else one mounted at
+    /// /run/bgplane/cgroupv2).
+    #[arg(long, value_name = "DIR", requires = "datapath")]
+    pub cgroup2: Option<PathBuf>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -130,7 +180,60 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Services { output } => {
+            let services: ServicesJson = api::get(&cli.socket, "/v1/services")?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&services)?),
+                Output::Table => print!("{}", table::services(&services)),
+            }
+            Ok(())
+        }
+        Command::Datapath(DatapathCommand::Unload { bpffs }) => {
+            let removed = crate::agent::datapath::unload(&bpffs)
+                .with_context(|| format!("removing the pins under {}", bpffs.display()))?;
+            println!("removed {} pins under {}", removed.len(), bpffs.display());
+            Ok(())
+        }
     }
+}
+
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    std::str::from_utf8(&buf[..end])
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn datapath_options(a: &AgentArgs) -> anyhow::Result<Option<DatapathOptions>> {
+    if !a.datapath {
+        return Ok(None);
+    }
+    let Some(objects) = a.objects.clone() else {
+        anyhow::bail!(
+            "--datapath needs --objects PATH (a file or directory of Node, Service and EndpointSlice YAML)"
+        );
+    };
+    let Some(node_name) = a.node_name.clone().or_else(hostname) else {
+        anyhow::bail!("--datapath needs --node-name (the host name could not be read)");
+    };
+    if a.devices.is_empty() {
+        tracing::warn!("--datapath without --devices: only the socket LB (ClusterIP) runs");
+    }
+    Ok(Some(DatapathOptions {
+        objects,
+        node_name,
+        devices: a.devices.clone(),
+        bpffs: a.bpffs.clone(),
+        cgroup2: a.cgroup2.clone(),
+        poll: POLL,
+    }))
 }
 
 fn run_agent(socket: PathBuf, a: AgentArgs) -> anyhow::Result<()> {
@@ -141,7 +244,9 @@ fn run_agent(socket: PathBuf, a: AgentArgs) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    let datapath = datapath_options(&a)?;
     let opts = AgentOptions {
+        datapath,
         config: a.config,
         socket,
         originate: a.originate,
