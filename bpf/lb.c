@@ -140,7 +140,7 @@ static __always_inline int rev_nat(struct __sk_buff *skb, struct pkt *p,
 }
 
 static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
-				      const struct lb_svc_val *svc)
+				      const struct lb_svc_val *svc, struct lb_svc_counters *ctr)
 {
 	struct lb_ct_val fv = {}, rv = {};
 	struct lb_ct_key key = {};
@@ -175,6 +175,8 @@ static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
 				1);
 		be = lb_backend_lookup(backend_id);
 		if (!be) {
+			if (ctr)
+				ctr->dropped++;
 			/* No backend: DROP when the plan says so (policy Local with only remote
 			 * endpoints), else the stack answers (RST / ICMP unreachable). */
 			if (svc->flags & LB_SVC_F_DROP_EMPTY)
@@ -185,6 +187,8 @@ static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
 			return TC_ACT_SHOT; /* no NAT46/64 */
 		if (svc->flags & LB_SVC_F_AFFINITY)
 			lb_affinity_put(&akey, backend_id, now);
+		if (ctr)
+			ctr->connections++;
 
 		fv.backend_id = backend_id;
 		fv.svc_id = svc_id;
@@ -208,11 +212,11 @@ static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
 		} else {
 			__builtin_memset(&fv.nat_addr, 0, sizeof(fv.nat_addr));
 			ct_reply_key(&key, &be->addr, be->port_be, &p->saddr, p->sport, p->proto);
-			bpf_map_update_elem(&lb_ct_v1, &key, &rv, BPF_ANY);
+			bpf_map_update_elem(&lb_ct_v2, &key, &rv, BPF_ANY);
 		}
 		__builtin_memset(&key, 0, sizeof(key));
 		ct_key_from_pkt(&key, p, LB_CT_FWD);
-		bpf_map_update_elem(&lb_ct_v1, &key, &fv, BPF_ANY);
+		bpf_map_update_elem(&lb_ct_v2, &key, &fv, BPF_ANY);
 	}
 
 	addr_copy(&be_addr, &be->addr);
@@ -233,6 +237,7 @@ static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
 SEC("classifier")
 int lb_ingress(struct __sk_buff *skb)
 {
+	struct lb_svc_counters *ctr;
 	struct lb_svc_val *svc;
 	struct lb_ct_val *rev;
 	struct pkt p = {};
@@ -245,9 +250,17 @@ int lb_ingress(struct __sk_buff *skb)
 	svc = lb_svc_lookup(&p.daddr, p.dport, p.proto);
 	if (!svc || svc->kind == LB_KIND_CLUSTER_IP)
 		return TC_ACT_OK; /* ClusterIP is the socket hooks' job */
-	if (!lb_src_allowed(svc, &p.saddr))
+	ctr = lb_counters(svc);
+	if (ctr) {
+		ctr->packets++;
+		ctr->bytes += skb->len;
+	}
+	if (!lb_src_allowed(svc, &p.saddr)) {
+		if (ctr)
+			ctr->dropped++;
 		return TC_ACT_SHOT;
-	return lb_forward(skb, &p, svc);
+	}
+	return lb_forward(skb, &p, svc, ctr);
 }
 
 SEC("classifier")

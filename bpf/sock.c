@@ -2,7 +2,7 @@
 /*
  * cgroup v2 socket hooks (east-west load balancing): connect() and sendmsg() to a service
  * frontend are rewritten to a backend once per connect (TCP, connected UDP) or once per socket
- * (unconnected UDP, remembered in lb_affinity_v1 by socket cookie); recvmsg() and getpeername()
+ * (unconnected UDP, remembered in lb_affinity_v2 by socket cookie); recvmsg() and getpeername()
  * translate the backend back, so applications only ever see the address they dialled.
  */
 #include <linux/bpf.h>
@@ -26,7 +26,7 @@ static __always_inline void sock_rev_put(void *ctx, const union lb_addr *backend
 	key.port_be = backend_port;
 	addr_copy(&val.addr, vip);
 	val.port_be = vip_port;
-	bpf_map_update_elem(&lb_sock_rev_v1, &key, &val, BPF_ANY);
+	bpf_map_update_elem(&lb_sock_rev_v2, &key, &val, BPF_ANY);
 }
 
 /* Translates the frontend in addr and port to a backend in place. Returns 1 translated, 0 not a
@@ -35,9 +35,11 @@ static __always_inline int sock_xlate(struct bpf_sock_addr *ctx, union lb_addr *
 				      __be16 *port, int per_socket)
 {
 	struct lb_affinity_key akey = {};
+	struct lb_svc_counters *ctr;
 	struct lb_backend_val *be;
 	struct lb_svc_val *svc;
 	__u32 backend_id = 0;
+	int reused = 0;
 	__u64 now;
 	__u8 proto = ctx->protocol;
 
@@ -54,6 +56,7 @@ static __always_inline int sock_xlate(struct bpf_sock_addr *ctx, union lb_addr *
 		__builtin_memcpy(akey.client.b, &cookie, sizeof(cookie));
 		akey.by = LB_AFF_SOCKET;
 		backend_id = lb_affinity_get(svc, &akey, now);
+		reused = backend_id != 0; /* this socket's earlier datagrams counted already */
 	}
 	if (!backend_id && (svc->flags & LB_SVC_F_AFFINITY)) {
 		struct lb_affinity_key nkey = {};
@@ -72,10 +75,16 @@ static __always_inline int sock_xlate(struct bpf_sock_addr *ctx, union lb_addr *
 	if (!backend_id)
 		backend_id = lb_select_backend(svc, 0, 0);
 	be = lb_backend_lookup(backend_id);
-	if (!be)
+	ctr = lb_counters(svc);
+	if (!be) {
+		if (ctr)
+			ctr->dropped++;
 		return -1;
+	}
 	if (per_socket)
 		lb_affinity_put(&akey, backend_id, now);
+	if (ctr && !reused)
+		ctr->connections++;
 	sock_rev_put(ctx, &be->addr, be->port_be, addr, *port);
 	addr_copy(addr, &be->addr);
 	*port = be->port_be;
@@ -137,7 +146,7 @@ static __always_inline struct lb_sock_rev_val *sock_rev(struct bpf_sock_addr *ct
 	key.cookie = bpf_get_socket_cookie(ctx);
 	addr_copy(&key.addr, addr);
 	key.port_be = (__be16)ctx->user_port;
-	return bpf_map_lookup_elem(&lb_sock_rev_v1, &key);
+	return bpf_map_lookup_elem(&lb_sock_rev_v2, &key);
 }
 
 static __always_inline int sock4_rev(struct bpf_sock_addr *ctx)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The map ABI shared by bpf/{lb,sock}.c and datapath/src/maps.rs (which mirrors every struct
- * here with size and offset asserts). Layout version 1: every map name ends in _v1, so a loader
+ * here with size and offset asserts). Layout version 1: every map name ends in _v2, so a loader
  * of a later layout never adopts (or reads) a pin written with this one.
  *
  * Conventions:
@@ -16,14 +16,14 @@
 
 #include <linux/types.h>
 
-#define LB_LAYOUT_VERSION 1
+#define LB_LAYOUT_VERSION 2
 
 union lb_addr {
 	__u8 b[16];
 	__be32 w[4];
 };
 
-/* ---- services: lb_svc_v1 (hash) ------------------------------------------------------- */
+/* ---- services: lb_svc_v2 (hash) ------------------------------------------------------- */
 
 struct lb_svc_key {
 	union lb_addr addr;
@@ -39,53 +39,65 @@ struct lb_svc_key {
 #define LB_KIND_EXTERNAL_IP 4
 
 /* lb_svc_val.flags */
-#define LB_SVC_F_MAGLEV (1 << 0)     /* select via lb_maglev_v1[svc_id] */
+#define LB_SVC_F_MAGLEV (1 << 0)     /* tc selects via the Maglev table at maglev_base */
 #define LB_SVC_F_AFFINITY (1 << 1)   /* ClientIP affinity, affinity_timeout_s */
-#define LB_SVC_F_SRC_RANGE (1 << 2)  /* only clients in lb_srcrange_v1 */
+#define LB_SVC_F_SRC_RANGE (1 << 2)  /* only clients in lb_srcrange_v2 */
 #define LB_SVC_F_DROP_EMPTY (1 << 3) /* no active backend: drop (kube-proxy DROP), not refuse */
 
 struct lb_svc_val {
-	__u32 svc_id;             /* 32-bit service id; also the reverse-NAT id */
-	__u32 count;              /* active backends: slots slot_base+1 ..= slot_base+count */
-	__u32 slot_base;          /* 0 or LB_SLOT_GEN: which generation of slots is live */
+	__u32 svc_id;             /* 32-bit service id; also the reverse-NAT and counter index */
+	__u32 count;              /* active backends: lb_slot_v2[slot_base .. slot_base+count) */
+	__u32 slot_base;
 	__u32 affinity_timeout_s;
-	__u32 maglev_size;        /* entries in this service's maglev table */
+	__u32 maglev_base;        /* Maglev table: lb_slot_v2[maglev_base .. +maglev_size) */
+	__u32 maglev_size;        /* entries in this service's Maglev table (a prime) */
 	__u16 flags;
 	__u8 kind;
 	__u8 pad;
 };
 
-/* ---- backend slots: lb_slot_v1 (hash) -------------------------------------------------- */
-/* Make-before-break: the writer fills the other generation's slots, then flips
- * lb_svc_val.{slot_base,count} in one update, then deletes the old generation. */
-#define LB_SLOT_GEN 0x80000000u
+/* ---- backend slots and Maglev tables: lb_slot_v2 (array, BPF_F_MMAPABLE) --------------- */
+/* Seen from user space, one flat array of __u32 backend ids: slot i is backend_id[i % 16] of
+ * element i / 16 (array elements are 8-byte strided, so a bare __u32 value would waste half
+ * the memory; 16 ids make one 64-byte element). User space allocates regions of this array
+ * (power-of-two sized blocks) and writes them through mmap. Make-before-break: a changed
+ * service's backends (and Maglev table) are written into a fresh region that nothing points
+ * at, then lb_svc_val flips to it in one map update, and the old region is reused only after
+ * every program that could still read it has finished. */
+#define LB_SLOTS_PER_ENTRY 16
 
-struct lb_slot_key {
-	__u32 svc_id;
-	__u32 slot;
+struct lb_slots {
+	__u32 backend_id[LB_SLOTS_PER_ENTRY];
 };
 
-struct lb_slot_val {
-	__u32 backend_id;
-};
-
-/* ---- backends: lb_backend_v1 (hash, key: __u32 backend id) ----------------------------- */
+/* ---- backends: lb_backend_v2 (array, BPF_F_MMAPABLE, key: __u32 backend id) -------------- */
+/* An id whose entry lacks LB_BE_F_VALID is no backend (deleted, or never used). User space
+ * writes entries in place: a new backend completely before anything refers to its id, a
+ * changed one only in its flags byte. */
 
 #define LB_BE_F_LOCAL (1 << 0)       /* on this node: no SNAT toward it */
 #define LB_BE_F_TERMINATING (1 << 1) /* active in no service: affinity must not pick it */
+#define LB_BE_F_VALID (1 << 2)       /* the entry is a backend */
 
 struct lb_backend_val {
 	union lb_addr addr;
 	__be16 port_be;
 	__u8 flags;
 	__u8 pad;
+	__u32 pad2; /* array elements are 8-byte strided: spelled out so mmap sees 24 bytes */
 };
 
-/* ---- maglev: lb_maglev_v1 (hash of maps, key: __u32 svc id) ----------------------------- */
-/* Inner: array, key __u32 index, value __u32 backend id; max_entries = the table size (a prime,
- * per service: BPF_F_INNER_MAP lets inner maps differ in size). */
+/* ---- per-service counters: lb_svc_ctr_v2 (per-CPU array, key: __u32 svc id) ------------- */
+/* tc (lb.c) counts every packet it load-balances toward a frontend; the socket hooks (sock.c)
+ * see no packets and count connections (connect(), or a new per-socket UDP selection) only. */
+struct lb_svc_counters {
+	__u64 packets;     /* tc: packets to the frontend (new and established flows) */
+	__u64 bytes;       /* tc: their bytes (skb->len) */
+	__u64 connections; /* new backend selections (tc: new flows; sockets: connects) */
+	__u64 dropped;     /* no backend, or the client is outside loadBalancerSourceRanges */
+};
 
-/* ---- connection tracking: lb_ct_v1 (LRU hash) ------------------------------------------ */
+/* ---- connection tracking: lb_ct_v2 (LRU hash) ------------------------------------------ */
 
 #define LB_CT_FWD 0   /* client -> frontend, as received */
 #define LB_CT_REPLY 1 /* backend -> client (or node SNAT address), as received */
@@ -120,7 +132,7 @@ struct lb_ct_val {
 	__u64 last_seen_ns;
 };
 
-/* ---- session affinity: lb_affinity_v1 (LRU hash) --------------------------------------- */
+/* ---- session affinity: lb_affinity_v2 (LRU hash) --------------------------------------- */
 
 #define LB_AFF_CLIENT_IP 0  /* client: the client address (tc) */
 #define LB_AFF_NETNS 1      /* client.w[0..1]: netns cookie (socket LB ClientIP affinity) */
@@ -139,7 +151,7 @@ struct lb_affinity_val {
 	__u32 pad;
 };
 
-/* ---- loadBalancerSourceRanges: lb_srcrange_v1 (LPM trie) -------------------------------- */
+/* ---- loadBalancerSourceRanges: lb_srcrange_v2 (LPM trie) -------------------------------- */
 /* prefixlen counts svc_id's 32 bits plus the address prefix (IPv4: 96 + len). The svc_id is
  * always fully inside the prefix, so its byte order does not matter to the match. */
 struct lb_srcrange_key {
@@ -148,7 +160,7 @@ struct lb_srcrange_key {
 	union lb_addr addr;
 };
 
-/* ---- socket LB reverse translation: lb_sock_rev_v1 (LRU hash) --------------------------- */
+/* ---- socket LB reverse translation: lb_sock_rev_v2 (LRU hash) --------------------------- */
 
 struct lb_sock_rev_key {
 	__u64 cookie;
@@ -165,10 +177,10 @@ struct lb_sock_rev_val {
 
 _Static_assert(sizeof(union lb_addr) == 16, "lb_addr");
 _Static_assert(sizeof(struct lb_svc_key) == 20, "lb_svc_key");
-_Static_assert(sizeof(struct lb_svc_val) == 24, "lb_svc_val");
-_Static_assert(sizeof(struct lb_slot_key) == 8, "lb_slot_key");
-_Static_assert(sizeof(struct lb_slot_val) == 4, "lb_slot_val");
-_Static_assert(sizeof(struct lb_backend_val) == 20, "lb_backend_val");
+_Static_assert(sizeof(struct lb_svc_val) == 28, "lb_svc_val");
+_Static_assert(sizeof(struct lb_slots) == 64, "lb_slots");
+_Static_assert(sizeof(struct lb_backend_val) == 24, "lb_backend_val");
+_Static_assert(sizeof(struct lb_svc_counters) == 32, "lb_svc_counters");
 _Static_assert(sizeof(struct lb_ct_key) == 40, "lb_ct_key");
 _Static_assert(sizeof(struct lb_ct_val) == 56, "lb_ct_val");
 _Static_assert(sizeof(struct lb_affinity_key) == 24, "lb_affinity_key");

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The maps (names, types, sizes) of layout version 1. Every map is pinned by name, so lb.o and
+ * The maps (names, types, sizes) of layout version 2. Every map is pinned by name, so lb.o and
  * sock.o loaded into the same bpffs directory share them, and a restarted agent adopts them.
  * max_entries here are defaults; the loader may override them at load time.
  */
@@ -19,42 +19,38 @@ struct {
 	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_svc_v1 SEC(".maps");
+} lb_svc_v2 SEC(".maps");
 
+/* Slots and Maglev tables: 8M slots (32 MiB, preallocated). 100,000 services x 10 backends
+ * take 1.6M slots (regions are powers of two), a 16381-entry Maglev table 16384. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct lb_slot_key);
-	__type(value, struct lb_slot_val);
-	__uint(max_entries, 4194304);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lb_slots);
+	__uint(max_entries, 524288);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_slot_v1 SEC(".maps");
+} lb_slot_v2 SEC(".maps");
 
+/* Backends by id (48 MiB, preallocated): room for 1M backends while 1M others are replaced. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb_backend_val);
 	__uint(max_entries, 2097152);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_backend_v1 SEC(".maps");
+} lb_backend_v2 SEC(".maps");
 
-struct lb_maglev_inner {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(max_entries, 16381);
-	__uint(map_flags, BPF_F_INNER_MAP);
-};
-
+/* Per-service counters, per CPU (4 MiB per CPU); a service id past max_entries is not
+ * counted. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(value, struct lb_svc_counters);
+	__uint(max_entries, 131072);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct lb_maglev_inner);
-} lb_maglev_v1 SEC(".maps");
+} lb_svc_ctr_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -62,7 +58,7 @@ struct {
 	__type(value, struct lb_ct_val);
 	__uint(max_entries, 262144);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_ct_v1 SEC(".maps");
+} lb_ct_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -70,7 +66,7 @@ struct {
 	__type(value, struct lb_affinity_val);
 	__uint(max_entries, 65536);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_affinity_v1 SEC(".maps");
+} lb_affinity_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -79,7 +75,7 @@ struct {
 	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_srcrange_v1 SEC(".maps");
+} lb_srcrange_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -87,6 +83,6 @@ struct {
 	__type(value, struct lb_sock_rev_val);
 	__uint(max_entries, 131072);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_sock_rev_v1 SEC(".maps");
+} lb_sock_rev_v2 SEC(".maps");
 
 #endif

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* LRU connection tracking of load-balanced flows (lb_ct_v1). */
+/* LRU connection tracking of load-balanced flows (lb_ct_v2). */
 #ifndef BGPLANE_CONNTRACK_H
 #define BGPLANE_CONNTRACK_H
 
@@ -22,7 +22,7 @@ static __always_inline struct lb_ct_val *ct_lookup(const struct pkt *p, __u8 dir
 	struct lb_ct_val *val;
 
 	ct_key_from_pkt(&key, p, dir);
-	val = bpf_map_lookup_elem(&lb_ct_v1, &key);
+	val = bpf_map_lookup_elem(&lb_ct_v2, &key);
 	if (val)
 		val->last_seen_ns = bpf_ktime_get_ns();
 	return val;

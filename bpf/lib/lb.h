@@ -14,14 +14,36 @@ static __always_inline struct lb_svc_val *lb_svc_lookup(const union lb_addr *add
 	addr_copy(&key.addr, addr);
 	key.port_be = port;
 	key.proto = proto;
-	return bpf_map_lookup_elem(&lb_svc_v1, &key);
+	return bpf_map_lookup_elem(&lb_svc_v2, &key);
 }
 
 static __always_inline struct lb_backend_val *lb_backend_lookup(__u32 backend_id)
 {
+	struct lb_backend_val *be;
+
 	if (!backend_id)
 		return NULL;
-	return bpf_map_lookup_elem(&lb_backend_v1, &backend_id);
+	be = bpf_map_lookup_elem(&lb_backend_v2, &backend_id);
+	if (!be || !(be->flags & LB_BE_F_VALID))
+		return NULL;
+	return be;
+}
+
+/* The backend id in entry idx of lb_slot_v2 (0: none). */
+static __always_inline __u32 lb_slot_get(__u32 idx)
+{
+	__u32 key = idx / LB_SLOTS_PER_ENTRY;
+	struct lb_slots *s = bpf_map_lookup_elem(&lb_slot_v2, &key);
+
+	return s ? s->backend_id[idx % LB_SLOTS_PER_ENTRY] : 0;
+}
+
+/* This CPU's counters of a service (NULL past the map's end). */
+static __always_inline struct lb_svc_counters *lb_counters(const struct lb_svc_val *svc)
+{
+	__u32 svc_id = svc->svc_id;
+
+	return bpf_map_lookup_elem(&lb_svc_ctr_v2, &svc_id);
 }
 
 /* A hash over the flow for Maglev (same flow, same backend, on every node). */
@@ -53,30 +75,16 @@ static __always_inline __u32 lb_flow_hash(const union lb_addr *saddr, const unio
 static __always_inline __u32 lb_select_backend(const struct lb_svc_val *svc, __u32 hash,
 					       int use_maglev)
 {
-	struct lb_slot_key key = {};
-	struct lb_slot_val *slot;
-
 	if (svc->count == 0)
 		return 0;
 	if (use_maglev && (svc->flags & LB_SVC_F_MAGLEV) && svc->maglev_size) {
-		__u32 svc_id = svc->svc_id;
-		void *inner = bpf_map_lookup_elem(&lb_maglev_v1, &svc_id);
+		__u32 id = lb_slot_get(svc->maglev_base + hash % svc->maglev_size);
 
-		if (inner) {
-			__u32 idx = hash % svc->maglev_size;
-			__u32 *id = bpf_map_lookup_elem(inner, &idx);
-
-			if (id && *id)
-				return *id;
-		}
+		if (id)
+			return id;
 		/* No table (yet): fall through to the slots, never to nothing. */
 	}
-	key.svc_id = svc->svc_id;
-	key.slot = svc->slot_base + (bpf_get_prandom_u32() % svc->count) + 1;
-	slot = bpf_map_lookup_elem(&lb_slot_v1, &key);
-	if (!slot)
-		return 0;
-	return slot->backend_id;
+	return lb_slot_get(svc->slot_base + bpf_get_prandom_u32() % svc->count);
 }
 
 /* Session affinity: the backend this client used within the timeout, if it still exists and is
@@ -84,7 +92,7 @@ static __always_inline __u32 lb_select_backend(const struct lb_svc_val *svc, __u
 static __always_inline __u32 lb_affinity_get(const struct lb_svc_val *svc,
 					     const struct lb_affinity_key *key, __u64 now)
 {
-	struct lb_affinity_val *val = bpf_map_lookup_elem(&lb_affinity_v1, key);
+	struct lb_affinity_val *val = bpf_map_lookup_elem(&lb_affinity_v2, key);
 	struct lb_backend_val *be;
 
 	if (!val)
@@ -106,7 +114,7 @@ static __always_inline void lb_affinity_put(const struct lb_affinity_key *key, _
 
 	val.last_used_ns = now;
 	val.backend_id = backend_id;
-	bpf_map_update_elem(&lb_affinity_v1, key, &val, BPF_ANY);
+	bpf_map_update_elem(&lb_affinity_v2, key, &val, BPF_ANY);
 }
 
 /* loadBalancerSourceRanges: 1 if the client may use the service. */
@@ -120,7 +128,7 @@ static __always_inline int lb_src_allowed(const struct lb_svc_val *svc,
 	key.prefixlen = 32 + 128;
 	key.svc_id = svc->svc_id;
 	addr_copy(&key.addr, client);
-	return bpf_map_lookup_elem(&lb_srcrange_v1, &key) != NULL;
+	return bpf_map_lookup_elem(&lb_srcrange_v2, &key) != NULL;
 }
 
 #endif

@@ -1,4 +1,4 @@
-//! `#[repr(C)]` mirrors of `bpf/include/lb_abi.h` (layout version 1), checked field by field
+//! `#[repr(C)]` mirrors of `bpf/include/lb_abi.h` (layout version 2), checked field by field
 //! against the C layout with const asserts, and a thin typed handle over a pinned map's fd.
 //!
 //! Conventions (as in the C header): addresses are 16 bytes in network byte order with IPv4
@@ -8,21 +8,23 @@
 use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv6Addr};
 
-/// The layout version every map name carries (`_v1`).
-pub const LAYOUT_VERSION: u32 = 1;
+/// The layout version every map name carries (`_v2`).
+pub const LAYOUT_VERSION: u32 = 2;
 
-/// Map names (and pin file names) of layout version 1.
+/// Map names (and pin file names) of layout version 2.
 pub mod names {
-    pub const SVC: &str = "lb_svc_v1";
-    pub const SLOT: &str = "lb_slot_v1";
-    pub const BACKEND: &str = "lb_backend_v1";
-    pub const MAGLEV: &str = "lb_maglev_v1";
-    pub const CT: &str = "lb_ct_v1";
-    pub const AFFINITY: &str = "lb_affinity_v1";
-    pub const SRCRANGE: &str = "lb_srcrange_v1";
-    pub const SOCK_REV: &str = "lb_sock_rev_v1";
+    pub const SVC: &str = "lb_svc_v2";
+    pub const SLOT: &str = "lb_slot_v2";
+    pub const BACKEND: &str = "lb_backend_v2";
+    pub const COUNTERS: &str = "lb_svc_ctr_v2";
+    pub const CT: &str = "lb_ct_v2";
+    pub const AFFINITY: &str = "lb_affinity_v2";
+    pub const SRCRANGE: &str = "lb_srcrange_v2";
+    pub const SOCK_REV: &str = "lb_sock_rev_v2";
     /// Every map of this layout, in the order the writer opens them.
-    pub const ALL: [&str; 8] = [SVC, SLOT, BACKEND, MAGLEV, CT, AFFINITY, SRCRANGE, SOCK_REV];
+    pub const ALL: [&str; 8] = [
+        SVC, SLOT, BACKEND, COUNTERS, CT, AFFINITY, SRCRANGE, SOCK_REV,
+    ];
 }
 
 /// `union lb_addr`: 16 bytes, IPv4 as `::ffff:a.b.c.d`.
@@ -61,11 +63,12 @@ pub const SVC_F_AFFINITY: u16 = 1 << 1;
 pub const SVC_F_SRC_RANGE: u16 = 1 << 2;
 pub const SVC_F_DROP_EMPTY: u16 = 1 << 3;
 
-/// `LB_SLOT_GEN`: the generation bit of a slot number.
-pub const SLOT_GEN: u32 = 0x8000_0000;
+/// `LB_SLOTS_PER_ENTRY`: backend ids per element of `lb_slot_v2`.
+pub const SLOTS_PER_ENTRY: usize = 16;
 
 pub const BE_F_LOCAL: u8 = 1 << 0;
 pub const BE_F_TERMINATING: u8 = 1 << 1;
+pub const BE_F_VALID: u8 = 1 << 2;
 
 pub const CT_FWD: u8 = 0;
 pub const CT_REPLY: u8 = 1;
@@ -87,31 +90,24 @@ pub struct SvcKey {
 
 /// `struct lb_svc_val`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SvcVal {
     pub svc_id: u32,
     pub count: u32,
     pub slot_base: u32,
     pub affinity_timeout_s: u32,
+    pub maglev_base: u32,
     pub maglev_size: u32,
     pub flags: u16,
     pub kind: u8,
     pub pad: u8,
 }
 
-/// `struct lb_slot_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct SlotKey {
-    pub svc_id: u32,
-    pub slot: u32,
-}
-
-/// `struct lb_slot_val`.
+/// `struct lb_slots`: one element of `lb_slot_v2` (user space sees the array as flat `u32`s).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SlotVal {
-    pub backend_id: u32,
+pub struct Slots {
+    pub backend_id: [u32; SLOTS_PER_ENTRY],
 }
 
 /// `struct lb_backend_val` (key: `u32` backend id).
@@ -122,6 +118,27 @@ pub struct BackendVal {
     pub port_be: u16,
     pub flags: u8,
     pub pad: u8,
+    pub pad2: u32,
+}
+
+/// `struct lb_svc_counters`: one CPU's counters of one service (key: `u32` service id).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SvcCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub connections: u64,
+    pub dropped: u64,
+}
+
+impl SvcCounters {
+    /// Adds another CPU's counters.
+    pub fn add(&mut self, o: &SvcCounters) {
+        self.packets = self.packets.wrapping_add(o.packets);
+        self.bytes = self.bytes.wrapping_add(o.bytes);
+        self.connections = self.connections.wrapping_add(o.connections);
+        self.dropped = self.dropped.wrapping_add(o.dropped);
+    }
 }
 
 /// `struct lb_ct_key`.
@@ -219,9 +236,9 @@ pod!(
     LbAddr,
     SvcKey,
     SvcVal,
-    SlotKey,
-    SlotVal,
+    Slots,
     BackendVal,
+    SvcCounters,
     CtKey,
     CtVal,
     AffinityKey,
@@ -243,13 +260,13 @@ macro_rules! layout {
 }
 layout!(LbAddr, 16, {});
 layout!(SvcKey, 20, { addr: 0, port_be: 16, proto: 18, pad: 19 });
-layout!(SvcVal, 24, {
-    svc_id: 0, count: 4, slot_base: 8, affinity_timeout_s: 12, maglev_size: 16, flags: 20,
-    kind: 22, pad: 23,
+layout!(SvcVal, 28, {
+    svc_id: 0, count: 4, slot_base: 8, affinity_timeout_s: 12, maglev_base: 16,
+    maglev_size: 20, flags: 24, kind: 26, pad: 27,
 });
-layout!(SlotKey, 8, { svc_id: 0, slot: 4 });
-layout!(SlotVal, 4, { backend_id: 0 });
-layout!(BackendVal, 20, { addr: 0, port_be: 16, flags: 18, pad: 19 });
+layout!(Slots, 64, { backend_id: 0 });
+layout!(BackendVal, 24, { addr: 0, port_be: 16, flags: 18, pad: 19, pad2: 20 });
+layout!(SvcCounters, 32, { packets: 0, bytes: 8, connections: 16, dropped: 24 });
 layout!(CtKey, 40, { saddr: 0, daddr: 16, sport_be: 32, dport_be: 34, proto: 36, dir: 37, pad: 38 });
 layout!(CtVal, 56, {
     vip_addr: 0, nat_addr: 16, vip_port_be: 32, nat_port_be: 34, backend_id: 36, svc_id: 40,
@@ -295,9 +312,9 @@ mod tests {
             ("union lb_addr", size_of::<LbAddr>()),
             ("struct lb_svc_key", size_of::<SvcKey>()),
             ("struct lb_svc_val", size_of::<SvcVal>()),
-            ("struct lb_slot_key", size_of::<SlotKey>()),
-            ("struct lb_slot_val", size_of::<SlotVal>()),
+            ("struct lb_slots", size_of::<Slots>()),
             ("struct lb_backend_val", size_of::<BackendVal>()),
+            ("struct lb_svc_counters", size_of::<SvcCounters>()),
             ("struct lb_ct_key", size_of::<CtKey>()),
             ("struct lb_ct_val", size_of::<CtVal>()),
             ("struct lb_affinity_key", size_of::<AffinityKey>()),
@@ -310,6 +327,8 @@ mod tests {
             let needle = format!("_Static_assert(sizeof({name}) == {size},");
             assert!(header.contains(&needle), "lb_abi.h lacks `{needle}`");
         }
+        assert!(header.contains(&format!("#define LB_LAYOUT_VERSION {LAYOUT_VERSION}\n")));
+        assert!(header.contains(&format!("#define LB_SLOTS_PER_ENTRY {SLOTS_PER_ENTRY}\n")));
         for name in names::ALL {
             assert!(name.ends_with(&format!("_v{LAYOUT_VERSION}")));
             assert!(

@@ -1,27 +1,54 @@
-//! Writes `ServicePlan`s into the BPF maps, make-before-break per service, and only the
-//! difference against what the maps already hold.
+//! Writes `ServicePlan`s into the BPF maps, make-before-break per service, touching only what
+//! changed.
 //!
-//! Order of one `apply`:
-//! 1. backends that are new or changed (batch);
-//! 2. each changed service's slots into its *other* generation (batch), its source ranges, and
-//!    its Maglev table (a fresh inner map, swapped into `lb_maglev_v1` in one update);
-//! 3. the service entries flip to the new generation (batch; each entry flips atomically, so a
-//!    service always points at a complete set of existing backends);
-//! 4. old generations, removed source ranges, removed services;
-//! 5. backends no service points at any more.
+//! The writer keeps an in-memory mirror of what the maps hold: per service entry (`SvcKey`) its
+//! value, the backend ids of its slots, its regions of `lb_slot_v2` and its source ranges; per
+//! frontend the plan last applied; per backend its id and how many services use it. A change is
+//! computed against the mirror, so a one-service change costs the same at 100 services as at
+//! 100,000. `apply(all)` skips every plan equal to the one last applied for its frontend;
+//! `apply_changes(changed, removed)` does not even look at the others.
 //!
-//! A `Writer` built by [`Writer::adopt`] reads the pinned maps first, so an agent restarted with
-//! the same plans writes nothing.
+//! Order of one commit:
+//! 1. new backends are written into `lb_backend_v2` (mmapped: plain stores, nothing refers to
+//!    their ids yet);
+//! 2. each changed service entry gets a fresh region of `lb_slot_v2` with its active backend
+//!    ids (and, for Maglev, another with its lookup table), also plain stores into memory no
+//!    program reads; new source ranges are inserted;
+//! 3. the service entries flip to their new regions (one batch; each entry flips atomically,
+//!    so a service always points at complete regions of existing backends);
+//! 4. removed service entries are deleted, then old source ranges;
+//! 5. backend flags are brought up to date and backends no service uses any more are
+//!    invalidated.
+//!
+//! Released regions and ids are reused only after `alloc::COOL_DOWN` (or a grace period), so
+//! a program still reading an old service value never sees them rewritten.
+//!
+//! If a step fails, nothing that serves has been broken: before the flip everything written is
+//! unreferenced and is undone; a flip that fails half-way leaves the unflipped services on their
+//! previous regions, all of whose backends still exist; the error names the map and operation.
+//!
+//! A `Writer` built by [`Writer::adopt`] reads the pinned maps first (batch lookups and the
+//! mmapped arrays), so an agent restarted with the same plans writes nothing. Backends found in
+//! the maps are kept until the first full `apply` says which are still wanted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod alloc;
+mod counters;
+
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Instant;
 
 use ipnet::IpNet;
 
-use crate::bpf_sys::{self, MapError, TypedMap};
+pub use self::alloc::COOL_DOWN;
+use self::alloc::{order_for, Block, Buddy, FxHashMap, Ids};
+pub use self::counters::{read_counters, ServiceCounters};
+use crate::bpf_sys::{self, MapError, MmapArray, TypedMap};
 use crate::maps::*;
-use crate::plan::{BackendAddr, FrontendKind, NoBackends, Protocol, Selection, ServicePlan};
+use crate::plan::{
+    BackendAddr, Frontend, FrontendKind, NoBackends, Protocol, Selection, ServicePlan,
+};
 
 /// Computes a Maglev lookup table: for each of `table_size` entries, an index into `backends`.
 /// The planner's Maglev implementation is plugged in here.
@@ -30,7 +57,7 @@ pub type MaglevFn = fn(backends: &[BackendAddr], table_size: u32) -> Vec<u32>;
 /// The planner's Maglev (`crate::maglev`), as the writer's default.
 pub fn planner_maglev(backends: &[BackendAddr], table_size: u32) -> Vec<u32> {
     // An invalid size was rejected before; an error here shows up as a short table, which
-    // install_maglev reports.
+    // the writer reports.
     crate::maglev::lookup_table(backends, table_size).unwrap_or_default()
 }
 
@@ -51,32 +78,30 @@ impl WriterConfig {
     }
 }
 
-type DesiredState = (BTreeMap<SvcKey, Desired>, HashMap<BeIdent, BackendVal>);
-
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error(transparent)]
     Map(#[from] MapError),
     #[error("service {service}: {what}")]
     Plan { service: String, what: String },
-    #[error("service {service}: creating its Maglev table: {source}")]
-    Maglev {
-        service: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("out of {0} ids")]
-    Ids(&'static str),
+    #[error("{what} is full ({detail})")]
+    Full { what: &'static str, detail: String },
+    #[error("adopting the pinned maps: {0}")]
+    Adopt(String),
+    #[error("counting CPUs for per-CPU maps: {0}")]
+    Cpus(#[source] std::io::Error),
 }
 
-/// What an `apply` wrote (all zero: nothing changed).
+/// What a commit wrote (all zero: nothing changed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {
     pub backends_written: usize,
     pub backends_deleted: usize,
     pub services_written: usize,
     pub services_deleted: usize,
+    /// Slot entries written into fresh regions (active backends, not Maglev tables).
     pub slots_written: usize,
+    /// Slot entries of regions released.
     pub slots_deleted: usize,
     pub maglev_tables: usize,
     pub ranges_written: usize,
@@ -101,10 +126,11 @@ impl ApplyStats {
 #[derive(Debug)]
 pub struct Maps {
     pub svc: TypedMap<SvcKey, SvcVal>,
-    pub slot: TypedMap<SlotKey, SlotVal>,
-    pub backend: TypedMap<u32, BackendVal>,
-    /// Hash of maps: value is an inner map fd on update, its id on lookup.
-    pub maglev: TypedMap<u32, u32>,
+    /// `lb_slot_v2`, mmapped (see [`Maps::slot_ids`]).
+    pub slots: MmapArray<Slots>,
+    /// `lb_backend_v2`, mmapped, indexed by backend id.
+    pub backends: MmapArray<BackendVal>,
+    pub counters: TypedMap<u32, SvcCounters>,
     pub srcrange: TypedMap<SrcRangeKey, u8>,
 }
 
@@ -113,76 +139,84 @@ impl Maps {
         let p = |n: &str| pin_dir.join(n);
         Ok(Maps {
             svc: TypedMap::open_pinned(&p(names::SVC), names::SVC)?,
-            slot: TypedMap::open_pinned(&p(names::SLOT), names::SLOT)?,
-            backend: TypedMap::open_pinned(&p(names::BACKEND), names::BACKEND)?,
-            maglev: TypedMap::open_pinned(&p(names::MAGLEV), names::MAGLEV)?,
+            slots: MmapArray::open_pinned(&p(names::SLOT), names::SLOT)?,
+            backends: MmapArray::open_pinned(&p(names::BACKEND), names::BACKEND)?,
+            counters: TypedMap::open_pinned(&p(names::COUNTERS), names::COUNTERS)?,
             srcrange: TypedMap::open_pinned(&p(names::SRCRANGE), names::SRCRANGE)?,
         })
     }
+
+    /// `lb_slot_v2` as the flat array of backend ids the programs index.
+    pub fn slot_ids(&self) -> &[u32] {
+        let s = self.slots.as_slice();
+        // SAFETY: Slots is repr(C) [u32; SLOTS_PER_ENTRY] with no padding (layout asserts).
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u32>(), s.len() * SLOTS_PER_ENTRY) }
+    }
+
+    fn slot_ids_mut(&mut self) -> &mut [u32] {
+        let s = self.slots.as_mut_slice();
+        // SAFETY: as in slot_ids.
+        unsafe {
+            std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<u32>(), s.len() * SLOTS_PER_ENTRY)
+        }
+    }
 }
 
+/// What the maps hold for one service entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SvcState {
+struct KeyState {
+    /// The frontend whose plan produced it; None after adoption until a plan claims it.
+    owner: Option<Frontend>,
     val: SvcVal,
-    /// Backend ids of the live generation, slot 1 first.
-    slots: Vec<u32>,
-    ranges: BTreeSet<SrcRangeKey>,
-    has_maglev: bool,
+    /// Backend ids of the live slots, in slot order.
+    active: Vec<u32>,
+    /// Backend ids the service keeps alive for established flows (known after a plan).
+    terminating: Vec<u32>,
+    region: Option<Block>,
+    maglev: Option<Block>,
+    /// Sorted.
+    ranges: Vec<SrcRangeKey>,
+}
+
+#[derive(Debug)]
+struct FeState {
+    /// The plan last applied completely; None when the last attempt failed part-way.
+    plan: Option<ServicePlan>,
+    keys: Vec<SvcKey>,
+    epoch: u64,
+}
+
+/// Per backend id: how the services in the mirror use it.
+#[derive(Debug, Clone, Copy, Default)]
+struct BeMeta {
+    active_refs: u32,
+    refs: u32,
+    local: bool,
+    /// Found when adopting: kept until the first full apply decides.
+    keep: bool,
 }
 
 type BeIdent = (LbAddr, u16);
-
-#[derive(Debug, Clone)]
-struct Desired {
-    service: String,
-    val: SvcVal, // svc_id, count, slot_base filled in later
-    active: Vec<BackendAddr>,
-    ranges: BTreeSet<SrcRangeKey>,
-}
-
-/// Id allocator: smallest released id first, then the next fresh one. 0 is never used.
-#[derive(Debug, Default)]
-struct Ids {
-    next: u32,
-    free: BTreeSet<u32>,
-}
-
-impl Ids {
-    fn from_used<I: IntoIterator<Item = u32>>(used: I) -> Self {
-        let used: BTreeSet<u32> = used.into_iter().collect();
-        let max = used.iter().next_back().copied().unwrap_or(0);
-        let free = (1..max).filter(|i| !used.contains(i)).collect();
-        Ids {
-            next: max + 1,
-            free,
-        }
-    }
-    fn alloc(&mut self, what: &'static str) -> Result<u32, WriteError> {
-        if let Some(id) = self.free.pop_first() {
-            return Ok(id);
-        }
-        // Slot numbers carry the generation in bit 31, so ids stay below it too.
-        if self.next >= SLOT_GEN {
-            return Err(WriteError::Ids(what));
-        }
-        self.next += 1;
-        Ok(self.next - 1)
-    }
-    fn release(&mut self, id: u32) {
-        self.free.insert(id);
-    }
-}
 
 #[derive(Debug)]
 pub struct Writer {
     maps: Maps,
     cfg: WriterConfig,
-    services: BTreeMap<SvcKey, SvcState>,
-    backends: HashMap<BeIdent, (u32, BackendVal)>,
-    svc_ids: Ids,
+    ncpus: usize,
+    keys: FxHashMap<SvcKey, KeyState>,
+    fes: FxHashMap<Frontend, FeState>,
+    backends: FxHashMap<BeIdent, u32>,
+    be_meta: Vec<BeMeta>,
+    regions: Buddy,
     be_ids: Ids,
-    /// Slots of a non-live generation found when adopting (an apply interrupted mid-way).
-    stale_slots: Vec<SlotKey>,
+    svc_ids: Ids,
+    /// Service ids whose counters must be zeroed before the id is used again.
+    dirty_counters: BTreeSet<u32>,
+    epoch: u64,
+    /// Some service entry has no owner (adopted, or its delete failed).
+    ownerless: bool,
+    /// Backends adopted from the maps are kept until a full apply succeeds.
+    adopted_backends: bool,
 }
 
 fn proto_num(p: Protocol) -> u8 {
@@ -205,6 +239,15 @@ fn ident(b: &BackendAddr) -> BeIdent {
     (LbAddr::from_ip(b.addr), b.port)
 }
 
+fn svc_key(addr: IpAddr, port: u16, proto: Protocol) -> SvcKey {
+    SvcKey {
+        addr: LbAddr::from_ip(addr),
+        port_be: port.to_be(),
+        proto: proto_num(proto),
+        pad: 0,
+    }
+}
+
 /// The LPM key of one loadBalancerSourceRanges prefix of service `svc_id`.
 pub fn srcrange_key(svc_id: u32, net: &IpNet) -> SrcRangeKey {
     let net = net.trunc();
@@ -219,70 +262,161 @@ pub fn srcrange_key(svc_id: u32, net: &IpNet) -> SrcRangeKey {
     }
 }
 
+/// One plan, validated and resolved into service entries.
+struct Want<'a> {
+    plan: &'a ServicePlan,
+    keys: Vec<SvcKey>,
+    /// Sorted by (addr, port), deduplicated.
+    active: Vec<&'a BackendAddr>,
+    /// Deduplicated, without the active ones.
+    terminating: Vec<&'a BackendAddr>,
+    flags: u16,
+    maglev_size: u32,
+}
+
+/// A service entry's next state, before it is committed.
+struct Next {
+    key: SvcKey,
+    want: usize,
+    state: KeyState,
+    /// The entry's value must be (re)written in the map.
+    flip: bool,
+    new_svc_id: bool,
+    ranges_added: Vec<SrcRangeKey>,
+}
+
+/// The parts of a service entry's current state `prepare` compares with.
+#[derive(Clone, Copy)]
+struct Cur {
+    val: SvcVal,
+    slots_same: bool,
+    region: Option<Block>,
+    maglev: Option<Block>,
+}
+
+/// What to undo if the commit stops before the flip.
+#[derive(Default)]
+struct Undo {
+    new_backends: Vec<(BeIdent, u32)>,
+    blocks: Vec<Block>,
+    svc_ids: Vec<u32>,
+}
+
 impl Writer {
     /// Opens the pinned maps under `pin_dir` and reads what they hold.
     pub fn open(pin_dir: &Path, cfg: WriterConfig) -> Result<Self, WriteError> {
         Self::adopt(Maps::open(pin_dir)?, cfg)
     }
 
-    /// Takes over maps (possibly written by an earlier agent): reads services, slots, backends,
-    /// source ranges and Maglev tables so the next `apply` writes only differences.
+    /// Takes over maps (possibly written by an earlier agent): reads service entries, their
+    /// slot regions, backends and source ranges so the next `apply` writes only differences.
+    /// Counters of unused service ids below the highest in use are zeroed.
     pub fn adopt(maps: Maps, cfg: WriterConfig) -> Result<Self, WriteError> {
-        let mut services = BTreeMap::new();
-        let mut by_id: HashMap<u32, SvcKey> = HashMap::new();
-        for (k, v) in maps.svc.entries()? {
-            by_id.insert(v.svc_id, k);
-            services.insert(
+        let ncpus = bpf_sys::possible_cpus().map_err(WriteError::Cpus)?;
+        let slot_len = maps.slot_ids().len();
+        let mut by_id: FxHashMap<u32, SvcKey> = FxHashMap::default();
+        let mut keys: FxHashMap<SvcKey, KeyState> = FxHashMap::default();
+        let mut used_blocks = Vec::new();
+        let bad = |k: &SvcKey, what: String| {
+            WriteError::Adopt(format!(
+                "service {}:{} proto {}: {what}",
+                k.addr.to_ip(),
+                u16::from_be(k.port_be),
+                k.proto
+            ))
+        };
+        for (k, v) in maps.svc.entries_batch()? {
+            let region = (v.count > 0).then_some(Block {
+                off: v.slot_base,
+                order: order_for(v.count as usize),
+            });
+            let maglev = (v.flags & SVC_F_MAGLEV != 0 && v.maglev_size > 0).then_some(Block {
+                off: v.maglev_base,
+                order: order_for(v.maglev_size as usize),
+            });
+            for b in region.iter().chain(&maglev) {
+                if b.range().end > slot_len {
+                    return Err(bad(
+                        &k,
+                        format!("region {}+{} is past the slots", b.off, b.len()),
+                    ));
+                }
+                used_blocks.push(*b);
+            }
+            let active = region.map_or(Vec::new(), |r| {
+                maps.slot_ids()[r.off as usize..r.off as usize + v.count as usize].to_vec()
+            });
+            if by_id.insert(v.svc_id, k).is_some() || v.svc_id == 0 {
+                return Err(bad(&k, format!("service id {} is used twice", v.svc_id)));
+            }
+            keys.insert(
                 k,
-                SvcState {
+                KeyState {
+                    owner: None,
                     val: v,
-                    slots: vec![0; v.count as usize],
-                    ranges: BTreeSet::new(),
-                    has_maglev: false,
+                    active,
+                    terminating: Vec::new(),
+                    region,
+                    maglev,
+                    ranges: Vec::new(),
                 },
             );
         }
-        let mut stale_slots = Vec::new();
-        for (k, v) in maps.slot.entries()? {
-            let live = by_id
-                .get(&k.svc_id)
-                .and_then(|sk| services.get_mut(sk))
-                .and_then(|s| {
-                    let idx = k.slot.wrapping_sub(s.val.slot_base);
-                    (k.slot & SLOT_GEN == s.val.slot_base
-                        && idx >= 1
-                        && idx as usize <= s.slots.len())
-                    .then_some((s, idx as usize))
-                });
-            match live {
-                Some((s, idx)) => s.slots[idx - 1] = v.backend_id,
-                None => stale_slots.push(k),
+        for r in maps.srcrange.keys()? {
+            if let Some(ks) = by_id.get(&r.svc_id).and_then(|k| keys.get_mut(k)) {
+                ks.ranges.push(r);
             }
         }
-        for k in maps.srcrange.keys()? {
-            if let Some(s) = by_id.get(&k.svc_id).and_then(|sk| services.get_mut(sk)) {
-                s.ranges.insert(k);
+        for ks in keys.values_mut() {
+            ks.ranges.sort();
+        }
+        let regions = Buddy::with_used(slot_len as u32, used_blocks)
+            .map_err(|e| WriteError::Adopt(format!("{}: {e}", names::SLOT)))?;
+
+        let be_len = maps.backends.len();
+        let mut be_meta = vec![BeMeta::default(); be_len];
+        let mut backends = FxHashMap::default();
+        let mut be_used = Vec::new();
+        for (id, v) in maps.backends.as_slice().iter().enumerate().skip(1) {
+            if v.flags & BE_F_VALID != 0 {
+                backends.insert((v.addr, u16::from_be(v.port_be)), id as u32);
+                be_meta[id] = BeMeta {
+                    local: v.flags & BE_F_LOCAL != 0,
+                    keep: true,
+                    ..Default::default()
+                };
+                be_used.push(id as u32);
             }
         }
-        for id in maps.maglev.keys()? {
-            if let Some(s) = by_id.get(&id).and_then(|sk| services.get_mut(sk)) {
-                s.has_maglev = true;
+        for ks in keys.values() {
+            for id in &ks.active {
+                if let Some(m) = be_meta.get_mut(*id as usize) {
+                    m.active_refs += 1;
+                    m.refs += 1;
+                }
             }
         }
-        let mut backends = HashMap::new();
-        for (id, v) in maps.backend.entries()? {
-            backends.insert((v.addr, u16::from_be(v.port_be)), (id, v));
-        }
-        let svc_ids = Ids::from_used(services.values().map(|s| s.val.svc_id));
-        let be_ids = Ids::from_used(backends.values().map(|(id, _)| *id));
+        let svc_used: Vec<u32> = keys.values().map(|k| k.val.svc_id).collect();
+        // Counters are zeroed when a service is deleted; ids below the highest in use that are
+        // free are zeroed again here in case the previous agent stopped in between.
+        let max_used = svc_used.iter().copied().max().unwrap_or(0);
+        let free_below: Vec<u32> = (1..max_used).filter(|i| !by_id.contains_key(i)).collect();
+        maps.counters.percpu_zero(&free_below, ncpus)?;
         Ok(Writer {
+            regions,
+            be_ids: Ids::with_used(be_len as u32, &be_used),
+            svc_ids: Ids::with_used(u32::MAX, &svc_used),
             maps,
             cfg,
-            services,
+            ncpus,
+            keys,
+            fes: FxHashMap::default(),
             backends,
-            svc_ids,
-            be_ids,
-            stale_slots,
+            be_meta,
+            dirty_counters: BTreeSet::new(),
+            epoch: 0,
+            ownerless: true,
+            adopted_backends: true,
         })
     }
 
@@ -292,470 +426,811 @@ impl Writer {
 
     /// The backend id the maps use for `addr:port`, if it is there.
     pub fn backend_id(&self, addr: IpAddr, port: u16) -> Option<u32> {
-        self.backends
-            .get(&(LbAddr::from_ip(addr), port))
-            .map(|(id, _)| *id)
+        self.backends.get(&(LbAddr::from_ip(addr), port)).copied()
     }
 
     /// The service id of a frontend, if it is there.
     pub fn service_id(&self, addr: IpAddr, port: u16, proto: Protocol) -> Option<u32> {
-        let key = SvcKey {
-            addr: LbAddr::from_ip(addr),
-            port_be: port.to_be(),
-            proto: proto_num(proto),
-            pad: 0,
-        };
-        self.services.get(&key).map(|s| s.val.svc_id)
+        self.keys
+            .get(&svc_key(addr, port, proto))
+            .map(|s| s.val.svc_id)
     }
 
     pub fn service_count(&self) -> usize {
-        self.services.len()
+        self.keys.len()
     }
 
-    fn desired(&self, plans: &[ServicePlan]) -> Result<DesiredState, WriteError> {
-        let mut svcs = BTreeMap::new();
-        let mut bes: HashMap<BeIdent, BackendVal> = HashMap::new();
-        for plan in plans {
-            let bad = |what: String| WriteError::Plan {
-                service: plan.service.clone(),
-                what,
-            };
-            let fe = &plan.frontend;
-            let addrs: Vec<IpAddr> =
-                if fe.addr.is_unspecified() && fe.kind == FrontendKind::NodePort {
-                    self.cfg
-                        .node_addrs
-                        .iter()
-                        .copied()
-                        .filter(|a| a.is_ipv4() == fe.addr.is_ipv4())
-                        .collect()
-                } else if fe.addr.is_unspecified() {
-                    return Err(bad(format!(
-                        "frontend {}:{} has no address",
-                        fe.addr, fe.port
-                    )));
-                } else {
-                    vec![fe.addr]
-                };
-            for b in plan.active.iter().chain(&plan.terminating) {
-                if b.addr.is_ipv4() != fe.addr.is_ipv4() {
-                    return Err(bad(format!(
-                        "backend {}:{} is not of frontend {}'s address family",
-                        b.addr, b.port, fe.addr
-                    )));
-                }
-            }
-            let (flags_sel, maglev_size) = match plan.selection {
-                Selection::Random => (0, 0),
-                Selection::Maglev { table_size } => {
-                    crate::maglev::validate_table_size(table_size)
-                        .map_err(|e| bad(e.to_string()))?;
-                    (SVC_F_MAGLEV, table_size)
-                }
-            };
-            let mut flags = flags_sel;
-            if plan.affinity_timeout.is_some() {
-                flags |= SVC_F_AFFINITY;
-            }
-            if !plan.source_ranges.is_empty() {
-                flags |= SVC_F_SRC_RANGE;
-            }
-            if plan.no_backends == NoBackends::Drop {
-                flags |= SVC_F_DROP_EMPTY;
-            }
-            let mut active = plan.active.clone();
-            active.sort();
-            active.dedup_by(|a, b| ident(a) == ident(b));
-            for b in &plan.active {
-                let e = bes.entry(ident(b)).or_insert(BackendVal {
-                    addr: LbAddr::from_ip(b.addr),
-                    port_be: b.port.to_be(),
-                    flags: BE_F_TERMINATING,
-                    pad: 0,
-                });
-                e.flags &= !BE_F_TERMINATING;
-                if b.local {
-                    e.flags |= BE_F_LOCAL;
-                }
-            }
-            for b in &plan.terminating {
-                let e = bes.entry(ident(b)).or_insert(BackendVal {
-                    addr: LbAddr::from_ip(b.addr),
-                    port_be: b.port.to_be(),
-                    flags: BE_F_TERMINATING,
-                    pad: 0,
-                });
-                if b.local {
-                    e.flags |= BE_F_LOCAL;
-                }
-            }
-            for addr in addrs {
-                let key = SvcKey {
-                    addr: LbAddr::from_ip(addr),
-                    port_be: fe.port.to_be(),
-                    proto: proto_num(fe.proto),
-                    pad: 0,
-                };
-                let d = Desired {
-                    service: plan.service.clone(),
-                    val: SvcVal {
-                        svc_id: 0,
-                        count: active.len() as u32,
-                        slot_base: 0,
-                        affinity_timeout_s: plan.affinity_timeout.unwrap_or(0),
-                        maglev_size,
-                        flags,
-                        kind: kind_num(fe.kind),
-                        pad: 0,
-                    },
-                    active: active.clone(),
-                    ranges: BTreeSet::new(),
-                };
-                if let Some(prev) = svcs.insert(key, d) {
-                    return Err(bad(format!(
-                        "frontend {addr}:{} {:?} is also planned by service {}",
-                        fe.port, fe.proto, prev.service
-                    )));
-                }
-            }
-        }
-        Ok((svcs, bes))
+    /// Slots of `lb_slot_v2` in regions that are allocated (live or cooling down).
+    pub fn slots_in_use(&self) -> usize {
+        self.regions.in_use()
     }
 
-    /// Makes the maps serve exactly `plans`. On error the services not yet flipped keep their
-    /// previous backends (every entry they point at still exists) and the error says what failed.
+    /// Makes the maps serve exactly `plans` (one per frontend): frontends not among them are
+    /// removed. Plans equal to the last applied for their frontend cost a comparison.
     pub fn apply(&mut self, plans: &[ServicePlan]) -> Result<ApplyStats, WriteError> {
-        let mut st = ApplyStats::default();
-        let (mut want, want_be) = self.desired(plans)?;
-        let ranges_of: HashMap<&str, &[IpNet]> = plans
-            .iter()
-            .map(|p| (p.service.as_str(), p.source_ranges.as_slice()))
-            .collect();
-
-        // 1. Backends: new and changed, before anything points at them.
-        let (mut be_keys, mut be_vals, mut be_new) = (Vec::new(), Vec::new(), Vec::new());
-        for (ident, val) in &want_be {
-            match self.backends.get(ident) {
-                Some((_, old)) if old == val => {}
-                Some((id, _)) => {
-                    be_keys.push(*id);
-                    be_vals.push(*val);
-                }
-                None => {
-                    let id = self.be_ids.alloc("backend")?;
-                    be_keys.push(id);
-                    be_vals.push(*val);
-                    be_new.push(id);
-                }
-            }
-        }
-        let idents: HashMap<u32, BeIdent> = be_keys
-            .iter()
-            .zip(&be_vals)
-            .map(|(id, v)| (*id, (v.addr, u16::from_be(v.port_be))))
-            .collect();
-        let written = match self.maps.backend.update_batch(&be_keys, &be_vals) {
-            Ok(()) => be_keys.len(),
-            Err(e) => {
-                let done = match &e {
-                    MapError::Batch { done, .. } => *done,
-                    _ => 0,
-                };
-                self.commit_backends(&be_keys[..done], &be_vals[..done], &idents);
-                for id in &be_keys[done..] {
-                    if be_new.contains(id) {
-                        self.be_ids.release(*id);
-                    }
-                }
-                return Err(e.into());
-            }
-        };
-        self.commit_backends(&be_keys, &be_vals, &idents);
-        st.backends_written = written;
-
-        // 2. Per changed service: next-generation slots, ranges, Maglev table.
-        struct Change {
-            key: SvcKey,
-            next: SvcState,
-            old_slots: Vec<SlotKey>,
-            old_ranges: Vec<SrcRangeKey>,
-            drop_maglev: bool,
-        }
-        let mut changes: Vec<Change> = Vec::new();
-        let (mut slot_keys, mut slot_vals) = (Vec::new(), Vec::new());
-        let mut new_ids = Vec::new();
-        for (key, d) in want.iter_mut() {
-            let cur = self.services.get(key);
-            let svc_id = match cur {
-                Some(c) => c.val.svc_id,
-                None => {
-                    let id = self.svc_ids.alloc("service")?;
-                    new_ids.push(id);
-                    id
-                }
-            };
-            d.val.svc_id = svc_id;
-            d.ranges = ranges_of
-                .get(d.service.as_str())
-                .map(|r| r.iter().map(|n| srcrange_key(svc_id, n)).collect())
-                .unwrap_or_default();
-            let mut slots = Vec::with_capacity(d.active.len());
-            for b in &d.active {
-                match self.backends.get(&ident(b)) {
-                    Some((id, _)) => slots.push(*id),
-                    None => {
-                        return Err(WriteError::Plan {
-                            service: d.service.clone(),
-                            what: format!("backend {}:{} was not written", b.addr, b.port),
-                        })
-                    }
-                }
-            }
-            let slots_same = cur.is_some_and(|c| c.slots == slots);
-            let base = match cur {
-                Some(c) if slots_same => c.val.slot_base,
-                Some(c) => c.val.slot_base ^ SLOT_GEN,
-                None => 0,
-            };
-            let mut val = d.val;
-            val.slot_base = base;
-            let want_maglev = val.flags & SVC_F_MAGLEV != 0;
-            let maglev_fresh = cur.is_some_and(|c| {
-                slots_same && c.has_maglev && c.val.maglev_size == val.maglev_size
-            });
-            let next = SvcState {
-                val,
-                slots: slots.clone(),
-                ranges: d.ranges.clone(),
-                has_maglev: want_maglev,
-            };
-            if cur == Some(&next) && (!want_maglev || maglev_fresh) {
-                continue;
-            }
-            if !slots_same {
-                for (i, id) in slots.iter().enumerate() {
-                    slot_keys.push(SlotKey {
-                        svc_id,
-                        slot: base + i as u32 + 1,
-                    });
-                    slot_vals.push(SlotVal { backend_id: *id });
-                }
-            }
-            let old_slots = match cur {
-                Some(c) if !slots_same => (0..c.slots.len())
-                    .map(|i| SlotKey {
-                        svc_id,
-                        slot: c.val.slot_base + i as u32 + 1,
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let mut changes: Vec<(Frontend, Option<&ServicePlan>)> = Vec::new();
+        let mut fresh: std::collections::HashSet<Frontend, alloc::FxBuild> = Default::default();
+        for p in plans {
+            match self.fes.get_mut(&p.frontend) {
+                Some(fe) if fe.epoch == epoch => {
+                    return Err(WriteError::Plan {
+                        service: p.service.clone(),
+                        what: format!(
+                            "frontend {}:{} {:?} is planned twice",
+                            p.frontend.addr, p.frontend.port, p.frontend.proto
+                        ),
                     })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let old_ranges = cur
-                .map(|c| c.ranges.difference(&next.ranges).copied().collect())
-                .unwrap_or_default();
-            let drop_maglev = cur.is_some_and(|c| c.has_maglev) && !want_maglev;
-            if want_maglev && !maglev_fresh {
-                // Installed before the flip: every id in it exists (step 1), and the old
-                // backends it replaces are deleted only in step 5.
-                self.install_maglev(svc_id, &d.service, &d.active, &slots, val.maglev_size)
-                    .inspect_err(|_| {
-                        for id in &new_ids {
-                            self.svc_ids.release(*id);
-                        }
-                    })?;
-                st.maglev_tables += 1;
+                }
+                Some(fe) if fe.plan.as_ref() == Some(p) => fe.epoch = epoch,
+                Some(fe) => {
+                    fe.epoch = epoch;
+                    changes.push((p.frontend, Some(p)));
+                }
+                None => {
+                    if !fresh.insert(p.frontend) {
+                        return Err(WriteError::Plan {
+                            service: p.service.clone(),
+                            what: format!(
+                                "frontend {}:{} {:?} is planned twice",
+                                p.frontend.addr, p.frontend.port, p.frontend.proto
+                            ),
+                        });
+                    }
+                    changes.push((p.frontend, Some(p)));
+                }
             }
-            changes.push(Change {
-                key: *key,
-                next,
-                old_slots,
-                old_ranges,
-                drop_maglev,
-            });
         }
-        let abort = |w: &mut Writer, keys: &[SlotKey], new_ids: &[u32]| {
-            let _ = w.maps.slot.delete_batch(keys);
-            for id in new_ids {
-                w.svc_ids.release(*id);
+        for (fe, st) in &self.fes {
+            if st.epoch != epoch {
+                changes.push((*fe, None));
+            }
+        }
+        self.commit(changes, true)
+    }
+
+    /// Applies only these changes: `changed` plans replace (or add) the plan of their
+    /// frontend, `removed` frontends go away; every other frontend is left as it is.
+    pub fn apply_changes(
+        &mut self,
+        changed: &[ServicePlan],
+        removed: &[Frontend],
+    ) -> Result<ApplyStats, WriteError> {
+        let mut changes: Vec<(Frontend, Option<&ServicePlan>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for p in changed {
+            if !seen.insert(p.frontend) {
+                return Err(WriteError::Plan {
+                    service: p.service.clone(),
+                    what: format!(
+                        "frontend {}:{} {:?} is planned twice",
+                        p.frontend.addr, p.frontend.port, p.frontend.proto
+                    ),
+                });
+            }
+            if self.fes.get(&p.frontend).and_then(|f| f.plan.as_ref()) != Some(p) {
+                changes.push((p.frontend, Some(p)));
+            }
+        }
+        for f in removed {
+            if seen.insert(*f) {
+                changes.push((*f, None));
+            }
+        }
+        self.commit(changes, false)
+    }
+
+    fn want<'a>(&self, plan: &'a ServicePlan) -> Result<Want<'a>, WriteError> {
+        let bad = |what: String| WriteError::Plan {
+            service: plan.service.clone(),
+            what,
+        };
+        let fe = &plan.frontend;
+        let keys: Vec<SvcKey> = if fe.addr.is_unspecified() && fe.kind == FrontendKind::NodePort {
+            self.cfg
+                .node_addrs
+                .iter()
+                .filter(|a| a.is_ipv4() == fe.addr.is_ipv4())
+                .map(|a| svc_key(*a, fe.port, fe.proto))
+                .collect()
+        } else if fe.addr.is_unspecified() {
+            return Err(bad(format!(
+                "frontend {}:{} has no address",
+                fe.addr, fe.port
+            )));
+        } else {
+            vec![svc_key(fe.addr, fe.port, fe.proto)]
+        };
+        for b in plan.active.iter().chain(&plan.terminating) {
+            if b.addr.is_ipv4() != fe.addr.is_ipv4() {
+                return Err(bad(format!(
+                    "backend {}:{} is not of frontend {}'s address family",
+                    b.addr, b.port, fe.addr
+                )));
+            }
+        }
+        let (mut flags, maglev_size) = match plan.selection {
+            Selection::Random => (0, 0),
+            Selection::Maglev { table_size } => {
+                crate::maglev::validate_table_size(table_size).map_err(|e| bad(e.to_string()))?;
+                (SVC_F_MAGLEV, table_size)
             }
         };
-        if let Err(e) = self.maps.slot.update_batch(&slot_keys, &slot_vals) {
-            abort(self, &slot_keys, &new_ids);
-            return Err(e.into());
+        if plan.affinity_timeout.is_some() {
+            flags |= SVC_F_AFFINITY;
         }
-        st.slots_written = slot_keys.len();
-        for c in &changes {
-            let cur = self.services.get(&c.key).map(|s| &s.ranges);
-            for r in &c.next.ranges {
-                if cur.is_some_and(|cr| cr.contains(r)) {
+        if !plan.source_ranges.is_empty() {
+            flags |= SVC_F_SRC_RANGE;
+        }
+        if plan.no_backends == NoBackends::Drop {
+            flags |= SVC_F_DROP_EMPTY;
+        }
+        let mut active: Vec<&BackendAddr> = plan.active.iter().collect();
+        active.sort_by_key(|b| (b.addr, b.port));
+        active.dedup_by_key(|b| (b.addr, b.port));
+        let mut terminating: Vec<&BackendAddr> = plan
+            .terminating
+            .iter()
+            .filter(|t| {
+                active
+                    .binary_search_by_key(&(t.addr, t.port), |b| (b.addr, b.port))
+                    .is_err()
+            })
+            .collect();
+        terminating.sort_by_key(|b| (b.addr, b.port));
+        terminating.dedup_by_key(|b| (b.addr, b.port));
+        Ok(Want {
+            plan,
+            keys,
+            active,
+            terminating,
+            flags,
+            maglev_size,
+        })
+    }
+
+    fn backend_flags(m: &BeMeta) -> u8 {
+        let mut f = BE_F_VALID;
+        if m.local {
+            f |= BE_F_LOCAL;
+        }
+        if m.active_refs == 0 {
+            f |= BE_F_TERMINATING;
+        }
+        f
+    }
+
+    /// Writes a new backend into an unused id.
+    fn new_backend(
+        &mut self,
+        b: &BackendAddr,
+        active: bool,
+        undo: &mut Undo,
+    ) -> Result<u32, WriteError> {
+        let id = self.be_ids.alloc().ok_or_else(|| WriteError::Full {
+            what: names::BACKEND,
+            detail: format!(
+                "{} backends, {} ids cooling down",
+                self.backends.len(),
+                self.be_ids.cooling()
+            ),
+        })?;
+        let mut flags = BE_F_VALID;
+        if b.local {
+            flags |= BE_F_LOCAL;
+        }
+        if !active {
+            flags |= BE_F_TERMINATING;
+        }
+        self.maps.backends.as_mut_slice()[id as usize] = BackendVal {
+            addr: LbAddr::from_ip(b.addr),
+            port_be: b.port.to_be(),
+            flags,
+            pad: 0,
+            pad2: 0,
+        };
+        self.be_meta[id as usize] = BeMeta {
+            local: b.local,
+            ..Default::default()
+        };
+        self.backends.insert(ident(b), id);
+        undo.new_backends.push((ident(b), id));
+        Ok(id)
+    }
+
+    fn alloc_block(&mut self, n: usize, now: Instant) -> Result<Block, WriteError> {
+        let order = order_for(n);
+        if let Some(b) = self.regions.alloc(order) {
+            return Ok(b);
+        }
+        // Full with regions cooling down: once every program running now has finished,
+        // they are safe to reuse.
+        if self.regions.cooling() > 0 && bpf_sys::wait_for_programs().is_ok() {
+            self.regions.ripen(now);
+            if let Some(b) = self.regions.alloc(order) {
+                return Ok(b);
+            }
+        }
+        Err(WriteError::Full {
+            what: names::SLOT,
+            detail: format!(
+                "no free region of {} slots; {} of {} slots in use",
+                1usize << order,
+                self.regions.in_use(),
+                self.regions.capacity()
+            ),
+        })
+    }
+
+    fn rollback(&mut self, undo: Undo, ranges: &[SrcRangeKey]) {
+        for r in ranges {
+            let _ = self.maps.srcrange.delete(r);
+        }
+        for (ident, id) in undo.new_backends.into_iter().rev() {
+            self.maps
+                .backends
+                .store_byte(id as usize, BACKEND_FLAGS_OFFSET, 0);
+            self.backends.remove(&ident);
+            self.be_meta[id as usize] = BeMeta::default();
+            self.be_ids.free_now(id);
+        }
+        for b in undo.blocks {
+            self.regions.free_now(b);
+        }
+        for id in undo.svc_ids {
+            self.svc_ids.free_now(id);
+        }
+    }
+
+    /// Computes the next state of every service entry of `wants` and writes everything that
+    /// comes before the flip (backends, slot regions, Maglev tables): all of it unreferenced.
+    fn prepare(
+        &mut self,
+        wants: &[Want<'_>],
+        now: Instant,
+        undo: &mut Undo,
+        st: &mut ApplyStats,
+    ) -> Result<Vec<Next>, WriteError> {
+        // 1. Backends: the active ones of every plan first, so a backend that one plan
+        // keeps terminating and another uses is written active.
+        for active in [true, false] {
+            for w in wants {
+                let list = if active { &w.active } else { &w.terminating };
+                for b in list {
+                    if !self.backends.contains_key(&ident(b)) {
+                        self.new_backend(b, active, undo)?;
+                        st.backends_written += 1;
+                    }
+                }
+            }
+        }
+        // 2. Regions and values.
+        let mut out = Vec::new();
+        for (wi, w) in wants.iter().enumerate() {
+            let ids = |bs: &[&BackendAddr], m: &FxHashMap<BeIdent, u32>| -> Vec<u32> {
+                bs.iter()
+                    .filter_map(|b| m.get(&ident(b)).copied())
+                    .collect()
+            };
+            let active = ids(&w.active, &self.backends);
+            let terminating = ids(&w.terminating, &self.backends);
+            let mut owned_active: Option<Vec<BackendAddr>> = None;
+            for key in &w.keys {
+                let cur = self.keys.get(key).map(|c| Cur {
+                    val: c.val,
+                    slots_same: c.active == active,
+                    region: c.region,
+                    maglev: c.maglev,
+                });
+                let (svc_id, new_svc_id) = match cur {
+                    Some(c) => (c.val.svc_id, false),
+                    None => {
+                        let id = self.svc_ids.alloc().ok_or_else(|| WriteError::Full {
+                            what: "service ids",
+                            detail: "every 32-bit id is taken".into(),
+                        })?;
+                        undo.svc_ids.push(id);
+                        (id, true)
+                    }
+                };
+                let slots_same = cur.is_some_and(|c| c.slots_same);
+                let region = match cur {
+                    Some(c) if slots_same => c.region,
+                    _ if active.is_empty() => None,
+                    _ => {
+                        let b = self.alloc_block(active.len(), now)?;
+                        undo.blocks.push(b);
+                        let off = b.off as usize;
+                        self.maps.slot_ids_mut()[off..off + active.len()].copy_from_slice(&active);
+                        st.slots_written += active.len();
+                        Some(b)
+                    }
+                };
+                let maglev = if w.maglev_size == 0 {
+                    None
+                } else {
+                    match cur {
+                        Some(c)
+                            if slots_same
+                                && c.maglev.is_some()
+                                && c.val.maglev_size == w.maglev_size =>
+                        {
+                            c.maglev
+                        }
+                        _ => {
+                            let size = w.maglev_size as usize;
+                            let table = if active.is_empty() {
+                                vec![0; size]
+                            } else {
+                                let bs = owned_active.get_or_insert_with(|| {
+                                    w.active.iter().map(|b| (*b).clone()).collect()
+                                });
+                                (self.cfg.maglev)(bs, w.maglev_size)
+                            };
+                            if table.len() != size
+                                || table.iter().any(|i| *i as usize >= active.len().max(1))
+                            {
+                                return Err(WriteError::Plan {
+                                    service: w.plan.service.clone(),
+                                    what: format!(
+                                        "Maglev table has {} entries or an index out of range, \
+                                         want {size}",
+                                        table.len()
+                                    ),
+                                });
+                            }
+                            let b = self.alloc_block(size, now)?;
+                            undo.blocks.push(b);
+                            let off = b.off as usize;
+                            let dst = &mut self.maps.slot_ids_mut()[off..off + size];
+                            for (d, i) in dst.iter_mut().zip(&table) {
+                                *d = active.get(*i as usize).copied().unwrap_or(0);
+                            }
+                            st.maglev_tables += 1;
+                            Some(b)
+                        }
+                    }
+                };
+                let val = SvcVal {
+                    svc_id,
+                    count: active.len() as u32,
+                    slot_base: region.map_or(0, |b| b.off),
+                    affinity_timeout_s: w.plan.affinity_timeout.unwrap_or(0),
+                    maglev_base: maglev.map_or(0, |b| b.off),
+                    maglev_size: if maglev.is_some() { w.maglev_size } else { 0 },
+                    flags: w.flags,
+                    kind: kind_num(w.plan.frontend.kind),
+                    pad: 0,
+                };
+                let mut ranges: Vec<SrcRangeKey> = w
+                    .plan
+                    .source_ranges
+                    .iter()
+                    .map(|n| srcrange_key(svc_id, n))
+                    .collect();
+                ranges.sort();
+                ranges.dedup();
+                let cur_ranges = self.keys.get(key).map(|c| c.ranges.as_slice());
+                let ranges_added: Vec<SrcRangeKey> = ranges
+                    .iter()
+                    .filter(|r| cur_ranges.is_none_or(|c| c.binary_search(r).is_err()))
+                    .copied()
+                    .collect();
+                let state = KeyState {
+                    owner: Some(w.plan.frontend),
+                    val,
+                    active: active.clone(),
+                    terminating: terminating.clone(),
+                    region,
+                    maglev,
+                    ranges,
+                };
+                if self.keys.get(key) == Some(&state) {
                     continue;
                 }
-                if let Err(e) = self.maps.srcrange.update(r, &1, bpf_sys::BPF_ANY) {
-                    abort(self, &slot_keys, &new_ids);
-                    return Err(e.into());
+                out.push(Next {
+                    key: *key,
+                    want: wi,
+                    flip: cur.is_none_or(|c| c.val != val),
+                    new_svc_id,
+                    ranges_added,
+                    state,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn commit(
+        &mut self,
+        changes: Vec<(Frontend, Option<&ServicePlan>)>,
+        full: bool,
+    ) -> Result<ApplyStats, WriteError> {
+        let now = Instant::now();
+        if let Some(before) = now.checked_sub(COOL_DOWN) {
+            self.regions.ripen(before);
+            self.be_ids.ripen(before);
+            self.svc_ids.ripen(before);
+        }
+        let mut st = ApplyStats::default();
+        if changes.is_empty() && !full {
+            return Ok(st);
+        }
+
+        // 0. Resolve and check the plans; nothing is written if one is bad.
+        let changing: std::collections::HashSet<Frontend> =
+            changes.iter().map(|(f, _)| *f).collect();
+        let mut wants = Vec::new();
+        for (_, p) in &changes {
+            if let Some(p) = p {
+                wants.push(self.want(p)?);
+            }
+        }
+        let mut claimed: FxHashMap<SvcKey, usize> = FxHashMap::default();
+        for (wi, w) in wants.iter().enumerate() {
+            for k in &w.keys {
+                let other = match claimed.insert(*k, wi) {
+                    Some(o) => Some(wants[o].plan.service.clone()),
+                    None => self
+                        .keys
+                        .get(k)
+                        .and_then(|ks| ks.owner)
+                        .filter(|o| *o != w.plan.frontend && !changing.contains(o))
+                        .map(|o| {
+                            self.fes
+                                .get(&o)
+                                .and_then(|f| f.plan.as_ref())
+                                .map_or_else(|| format!("{o:?}"), |p| p.service.clone())
+                        }),
+                };
+                if let Some(other) = other {
+                    return Err(WriteError::Plan {
+                        service: w.plan.service.clone(),
+                        what: format!(
+                            "frontend {}:{} proto {} is also planned by service {other}",
+                            k.addr.to_ip(),
+                            u16::from_be(k.port_be),
+                            k.proto
+                        ),
+                    });
                 }
-                st.ranges_written += 1;
             }
         }
 
+        // 1-2. Everything before the flip.
+        let mut undo = Undo::default();
+        let mut nexts = match self.prepare(&wants, now, &mut undo, &mut st) {
+            Ok(n) => n,
+            Err(e) => {
+                self.rollback(undo, &[]);
+                return Err(e);
+            }
+        };
+        let zero: Vec<u32> = nexts
+            .iter()
+            .filter(|n| n.new_svc_id && self.dirty_counters.contains(&n.state.val.svc_id))
+            .map(|n| n.state.val.svc_id)
+            .collect();
+        if let Err(e) = self.maps.counters.percpu_zero(&zero, self.ncpus) {
+            self.rollback(undo, &[]);
+            return Err(e.into());
+        }
+        for id in &zero {
+            self.dirty_counters.remove(id);
+        }
+        let mut added = Vec::new();
+        for n in &nexts {
+            for r in &n.ranges_added {
+                if let Err(e) = self.maps.srcrange.update(r, &1, bpf_sys::BPF_ANY) {
+                    self.rollback(undo, &added);
+                    return Err(e.into());
+                }
+                added.push(*r);
+            }
+        }
+        st.ranges_written = added.len();
+
         // 3. Flip.
-        let keys: Vec<SvcKey> = changes.iter().map(|c| c.key).collect();
-        let vals: Vec<SvcVal> = changes.iter().map(|c| c.next.val).collect();
-        let flip = self.maps.svc.update_batch(&keys, &vals);
+        let flip_keys: Vec<SvcKey> = nexts.iter().filter(|n| n.flip).map(|n| n.key).collect();
+        let flip_vals: Vec<SvcVal> = nexts
+            .iter()
+            .filter(|n| n.flip)
+            .map(|n| n.state.val)
+            .collect();
+        let flip = self.maps.svc.update_batch(&flip_keys, &flip_vals);
         let flipped = match &flip {
-            Ok(()) => changes.len(),
+            Ok(()) => flip_keys.len(),
             Err(MapError::Batch { done, .. }) => *done,
             Err(_) => 0,
         };
         st.services_written = flipped;
+        let mut first_err: Option<WriteError> = flip.err().map(Into::into);
 
-        // 4. After the flip: old generations and ranges of flipped services.
-        let mut old_slots = Vec::new();
-        let mut old_ranges = Vec::new();
-        for c in changes.drain(..flipped) {
-            old_slots.extend(c.old_slots);
-            old_ranges.extend(c.old_ranges);
-            if c.drop_maglev {
-                self.maps.maglev.delete(&c.next.val.svc_id)?;
+        // Commit what flipped (and what needed no flip); undo the rest.
+        let mut touched: Vec<u32> = Vec::new();
+        let mut failed_wants = vec![false; wants.len()];
+        let mut old_ranges: Vec<SrcRangeKey> = Vec::new();
+        let mut flip_i = 0;
+        for n in nexts.drain(..) {
+            let ok = if n.flip {
+                flip_i += 1;
+                flip_i <= flipped
+            } else {
+                true
+            };
+            let cur = self.keys.get(&n.key);
+            if !ok {
+                failed_wants[n.want] = true;
+                for b in [n.state.region, n.state.maglev].into_iter().flatten() {
+                    if cur.is_none_or(|c| c.region != Some(b) && c.maglev != Some(b)) {
+                        self.regions.free_now(b);
+                    }
+                }
+                if n.new_svc_id {
+                    self.svc_ids.free_now(n.state.val.svc_id);
+                }
+                for r in &n.ranges_added {
+                    let _ = self.maps.srcrange.delete(r);
+                }
+                continue;
             }
-            self.services.insert(c.key, c.next);
+            for id in n.state.active.iter() {
+                let m = &mut self.be_meta[*id as usize];
+                m.active_refs += 1;
+                m.refs += 1;
+                touched.push(*id);
+            }
+            for id in n.state.terminating.iter() {
+                self.be_meta[*id as usize].refs += 1;
+                touched.push(*id);
+            }
+            let succ = (n.state.region, n.state.maglev);
+            if let Some(old) = self.keys.insert(n.key, n.state) {
+                self.release_key_parts(&old, Some(succ), now, &mut st);
+                for id in old.active.iter() {
+                    let m = &mut self.be_meta[*id as usize];
+                    m.active_refs = m.active_refs.saturating_sub(1);
+                    m.refs = m.refs.saturating_sub(1);
+                    touched.push(*id);
+                }
+                for id in old.terminating.iter() {
+                    let m = &mut self.be_meta[*id as usize];
+                    m.refs = m.refs.saturating_sub(1);
+                    touched.push(*id);
+                }
+                let new_ranges = self
+                    .keys
+                    .get(&n.key)
+                    .map(|k| k.ranges.as_slice())
+                    .unwrap_or(&[]);
+                old_ranges.extend(
+                    old.ranges
+                        .iter()
+                        .filter(|r| new_ranges.binary_search(r).is_err()),
+                );
+            }
         }
-        if let Err(e) = flip {
-            // The rest never flipped: their next-generation slots are unused.
-            let unused: Vec<SlotKey> = changes
-                .iter()
-                .flat_map(|c| {
-                    let id = c.next.val.svc_id;
-                    let base = c.next.val.slot_base;
-                    (0..c.next.slots.len()).map(move |i| SlotKey {
-                        svc_id: id,
-                        slot: base + i as u32 + 1,
-                    })
-                })
-                .collect();
-            let _ = self.maps.slot.delete_batch(&unused);
-            let _ = self.maps.slot.delete_batch(&old_slots);
-            for c in &changes {
-                if !self.services.contains_key(&c.key) {
-                    self.svc_ids.release(c.next.val.svc_id);
+        // Backends written for failed services only are unused.
+        // (Handled with every other unused backend in step 5.)
+        for (_, id) in &undo.new_backends {
+            touched.push(*id);
+        }
+
+        // Frontend bookkeeping, and which entries go away.
+        let mut remove: Vec<SvcKey> = Vec::new();
+        let mut wi = 0;
+        for (fe, p) in &changes {
+            match p {
+                Some(_) => {
+                    let w = &wants[wi];
+                    let ok = !failed_wants[wi];
+                    wi += 1;
+                    let old_keys = self.fes.remove(fe).map(|f| f.keys).unwrap_or_default();
+                    for k in &old_keys {
+                        if ok && !w.keys.contains(k) && self.owned_by(k, fe) {
+                            remove.push(*k);
+                        }
+                    }
+                    let mut keys = w.keys.clone();
+                    if !ok {
+                        keys.extend(old_keys.iter().filter(|k| !w.keys.contains(k)));
+                    }
+                    self.fes.insert(
+                        *fe,
+                        FeState {
+                            plan: ok.then(|| w.plan.clone()),
+                            keys,
+                            epoch: self.epoch,
+                        },
+                    );
+                }
+                None => {
+                    if let Some(f) = self.fes.remove(fe) {
+                        remove.extend(f.keys.iter().filter(|k| self.owned_by(k, fe)));
+                    }
                 }
             }
-            return Err(e.into());
         }
-        old_slots.append(&mut self.stale_slots);
-        self.maps.slot.delete_batch(&old_slots)?;
-        st.slots_deleted = old_slots.len();
+        if full && self.ownerless {
+            // Entries adopted from the maps (or left by a failed delete) that no plan claimed.
+            remove.extend(
+                self.keys
+                    .iter()
+                    .filter(|(_, ks)| ks.owner.is_none())
+                    .map(|(k, _)| *k),
+            );
+        }
+        remove.sort();
+        remove.dedup();
+
+        // 4. Removed entries, then what they pointed at.
+        let del = self.maps.svc.delete_batch(&remove);
+        let deleted = match &del {
+            Ok(()) => remove.len(),
+            Err(MapError::Batch { done, .. }) => *done,
+            Err(_) => 0,
+        };
+        if let Err(e) = del {
+            first_err.get_or_insert(e.into());
+        }
+        st.services_deleted = deleted;
+        let mut gone_ids = Vec::new();
+        for k in &remove[..deleted] {
+            let Some(old) = self.keys.remove(k) else {
+                continue;
+            };
+            self.release_key_parts(&old, None, now, &mut st);
+            for id in old.active.iter() {
+                let m = &mut self.be_meta[*id as usize];
+                m.active_refs = m.active_refs.saturating_sub(1);
+                m.refs = m.refs.saturating_sub(1);
+                touched.push(*id);
+            }
+            for id in old.terminating.iter() {
+                let m = &mut self.be_meta[*id as usize];
+                m.refs = m.refs.saturating_sub(1);
+                touched.push(*id);
+            }
+            old_ranges.extend(old.ranges.iter().copied());
+            self.svc_ids.release(now, old.val.svc_id);
+            gone_ids.push(old.val.svc_id);
+        }
+        // A reused id starts from zero: clear now, or when it is reused if that fails.
+        if self
+            .maps
+            .counters
+            .percpu_zero(&gone_ids, self.ncpus)
+            .is_err()
+        {
+            self.dirty_counters.extend(gone_ids);
+        }
+        if full && deleted == remove.len() {
+            self.ownerless = false;
+        }
+        for k in &remove[deleted..] {
+            // Still in the map: forget the owner so a later full apply retries.
+            if let Some(ks) = self.keys.get_mut(k) {
+                ks.owner = None;
+                self.ownerless = true;
+            }
+        }
         for r in &old_ranges {
-            self.maps.srcrange.delete(r)?;
-        }
-        st.ranges_deleted = old_ranges.len();
-
-        // Removed services: entry first, then what it pointed at.
-        let gone: Vec<SvcKey> = self
-            .services
-            .keys()
-            .filter(|k| !want.contains_key(k))
-            .copied()
-            .collect();
-        if !gone.is_empty() {
-            self.maps.svc.delete_batch(&gone)?;
-            st.services_deleted = gone.len();
-            let mut slots = Vec::new();
-            for k in &gone {
-                let Some(s) = self.services.remove(k) else {
-                    continue;
-                };
-                let id = s.val.svc_id;
-                slots.extend((0..s.slots.len()).map(|i| SlotKey {
-                    svc_id: id,
-                    slot: s.val.slot_base + i as u32 + 1,
-                }));
-                for r in &s.ranges {
-                    self.maps.srcrange.delete(r)?;
+            match self.maps.srcrange.delete(r) {
+                Ok(_) => st.ranges_deleted += 1,
+                Err(e) => {
+                    // Keep it in the mirror so the next commit retries.
+                    if let Some(ks) = self.keys.values_mut().find(|k| k.val.svc_id == r.svc_id) {
+                        if let Err(i) = ks.ranges.binary_search(r) {
+                            ks.ranges.insert(i, *r);
+                        }
+                    }
+                    first_err.get_or_insert(e.into());
                 }
-                st.ranges_deleted += s.ranges.len();
-                if s.has_maglev {
-                    self.maps.maglev.delete(&id)?;
-                }
-                self.svc_ids.release(id);
             }
-            self.maps.slot.delete_batch(&slots)?;
-            st.slots_deleted += slots.len();
         }
 
-        // 5. Backends no service has any more (active or terminating).
-        let dead: Vec<(BeIdent, u32)> = self
-            .backends
-            .iter()
-            .filter(|(ident, _)| !want_be.contains_key(ident))
-            .map(|(ident, (id, _))| (*ident, *id))
-            .collect();
-        let ids: Vec<u32> = dead.iter().map(|(_, id)| *id).collect();
-        self.maps.backend.delete_batch(&ids)?;
-        for (ident, id) in dead {
-            self.backends.remove(&ident);
-            self.be_ids.release(id);
+        // 5. Backend flags, and backends nothing uses any more.
+        if full && first_err.is_none() && self.adopted_backends {
+            self.adopted_backends = false;
+            for (id, m) in self.be_meta.iter_mut().enumerate() {
+                if m.keep {
+                    m.keep = false;
+                    touched.push(id as u32);
+                }
+            }
         }
-        st.backends_deleted = ids.len();
-        Ok(st)
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched {
+            let i = id as usize;
+            let m = self.be_meta[i];
+            let cur = self.maps.backends.as_slice()[i];
+            if cur.flags & BE_F_VALID == 0 {
+                continue;
+            }
+            if m.refs == 0 && !m.keep {
+                self.maps.backends.store_byte(i, BACKEND_FLAGS_OFFSET, 0);
+                self.backends.remove(&(cur.addr, u16::from_be(cur.port_be)));
+                self.be_meta[i] = BeMeta::default();
+                self.be_ids.release(now, id);
+                st.backends_deleted += 1;
+            } else {
+                let f = Self::backend_flags(&m);
+                if f != cur.flags {
+                    self.maps.backends.store_byte(i, BACKEND_FLAGS_OFFSET, f);
+                    st.backends_written += 1;
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(st),
+        }
     }
 
-    fn commit_backends(
+    fn owned_by(&self, k: &SvcKey, fe: &Frontend) -> bool {
+        self.keys.get(k).is_some_and(|ks| ks.owner == Some(*fe))
+    }
+
+    /// Releases the regions of `old` that `new` (its successor, if any) does not use.
+    fn release_key_parts(
         &mut self,
-        keys: &[u32],
-        vals: &[BackendVal],
-        idents: &HashMap<u32, BeIdent>,
+        old: &KeyState,
+        new: Option<(Option<Block>, Option<Block>)>,
+        now: Instant,
+        st: &mut ApplyStats,
     ) {
-        for (id, v) in keys.iter().zip(vals) {
-            if let Some(ident) = idents.get(id) {
-                self.backends.insert(*ident, (*id, *v));
-            }
+        let keep = |b: Block| new.is_some_and(|(r, m)| r == Some(b) || m == Some(b));
+        let mut release = Vec::new();
+        if let Some(b) = old.region.filter(|b| !keep(*b)) {
+            st.slots_deleted += old.active.len();
+            release.push(b);
+        }
+        if let Some(b) = old.maglev.filter(|b| !keep(*b)) {
+            release.push(b);
+        }
+        for b in release {
+            self.regions.release(now, b);
         }
     }
 
-    fn install_maglev(
-        &self,
-        svc_id: u32,
-        service: &str,
-        active: &[BackendAddr],
-        ids: &[u32],
-        size: u32,
-    ) -> Result<(), WriteError> {
-        let err = |source| WriteError::Maglev {
-            service: service.to_string(),
-            source,
-        };
-        let table = if active.is_empty() {
-            vec![0; size as usize]
-        } else {
-            (self.cfg.maglev)(active, size)
-        };
-        if table.len() != size as usize || table.iter().any(|i| *i as usize >= ids.len().max(1)) {
-            return Err(WriteError::Plan {
-                service: service.to_string(),
-                what: format!(
-                    "Maglev table has {} entries or an index out of range, want {size}",
-                    table.len()
-                ),
-            });
-        }
-        let inner_fd = bpf_sys::map_create(
-            bpf_sys::BPF_MAP_TYPE_ARRAY,
-            4,
-            4,
-            size,
-            bpf_sys::BPF_F_INNER_MAP,
-            "lb_maglev_in",
-        )
-        .map_err(err)?;
-        let inner: TypedMap<u32, u32> = TypedMap::from_fd(inner_fd, "lb_maglev_v1 inner")?;
-        let keys: Vec<u32> = (0..size).collect();
-        let vals: Vec<u32> = table
-            .iter()
-            .map(|i| ids.get(*i as usize).copied().unwrap_or(0))
+    /// Per-service counters, summed over CPUs, of every service entry the writer knows, with
+    /// its frontend and service name when a plan has claimed it.
+    pub fn counters(&self) -> Result<Vec<ServiceCounters>, WriteError> {
+        let max_id = self.keys.values().map(|k| k.val.svc_id).max().unwrap_or(0);
+        let all: FxHashMap<u32, SvcCounters> = self
+            .maps
+            .counters
+            .percpu_entries(self.ncpus, max_id as usize + 1)?
+            .into_iter()
+            .map(|(id, per)| {
+                let mut sum = SvcCounters::default();
+                for c in &per {
+                    sum.add(c);
+                }
+                (id, sum)
+            })
             .collect();
-        inner.update_batch(&keys, &vals)?;
-        bpf_sys::outer_update(self.maps.maglev.fd(), &svc_id, inner.fd()).map_err(err)?;
-        Ok(())
+        let mut out: Vec<ServiceCounters> = self
+            .keys
+            .iter()
+            .map(|(k, ks)| ServiceCounters {
+                key: *k,
+                svc_id: ks.val.svc_id,
+                frontend: ks.owner,
+                service: ks
+                    .owner
+                    .and_then(|o| self.fes.get(&o))
+                    .and_then(|f| f.plan.as_ref())
+                    .map(|p| p.service.clone()),
+                counters: all.get(&ks.val.svc_id).copied().unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by_key(|c| c.svc_id);
+        Ok(out)
     }
 }
+
+/// Byte offset of `flags` in `struct lb_backend_val`.
+const BACKEND_FLAGS_OFFSET: usize = std::mem::offset_of!(BackendVal, flags);

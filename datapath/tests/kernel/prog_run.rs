@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use aya::{TestRun, TestRunOptions};
 use datapath::loader::{Datapath, LoadConfig, TC_EGRESS, TC_INGRESS};
+use datapath::maps::BE_F_VALID;
 use datapath::plan::{FrontendKind, Protocol, Selection, ServicePlan};
 use datapath::writer::Writer;
 
@@ -33,6 +34,18 @@ fn run(dp: &mut Datapath, prog: &str, packet: &[u8]) -> (u32, Vec<u8>) {
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
+}
+
+/// Backend ids the kernel's backend array holds as valid.
+fn valid_backends(w: &Writer) -> Vec<u32> {
+    w.maps()
+        .backends
+        .as_slice()
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.flags & BE_F_VALID != 0)
+        .map(|(i, _)| i as u32)
+        .collect()
 }
 
 struct Fixture {
@@ -431,7 +444,6 @@ fn restarted_writer_adopts_the_maps_and_writes_only_differences() {
         assert_eq!((st.services_deleted, st.backends_deleted), (1, 3));
         let m = w2.maps();
         assert_eq!(m.svc.keys().unwrap().len(), 49);
-        assert_eq!(m.slot.keys().unwrap().len(), 49 * 3);
-        assert_eq!(m.backend.keys().unwrap().len(), 49 * 3);
+        assert_eq!(valid_backends(&w2).len(), 49 * 3);
     });
 }
