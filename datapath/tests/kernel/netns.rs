@@ -349,7 +349,23 @@ fn vip_and_nodeport_reach_backends_over_ipv4_and_ipv6_tcp_and_udp() {
             assert!(all.contains(&name), "UDP answer {name:?}");
             assert_eq!(from, udp, "the UDP reply must come from the VIP");
         }
+        // tc counted those connections and their packets on the VIP's service.
+        let c = counters_of(&w, &format!("test/lb{v6}"));
+        assert_eq!(c.connections, 31, "{v6}: {c:?}");
+        assert!(
+            c.packets >= 3 * 31 && c.bytes > 40 * c.packets,
+            "{v6}: {c:?}"
+        );
+        assert_eq!(counters_of(&w, &format!("test/udp{v6}")).connections, 3);
     }
+}
+
+fn counters_of(w: &Writer, service: &str) -> datapath::maps::SvcCounters {
+    let cs = w.counters().expect("counters");
+    cs.iter()
+        .find(|c| c.service.as_deref() == Some(service))
+        .unwrap_or_else(|| panic!("no counters for {service}: {cs:?}"))
+        .counters
 }
 
 #[test]
@@ -550,6 +566,11 @@ for fam, ip in ((socket.AF_INET, sys.argv[1]), (socket.AF_INET6, sys.argv[2])):
             ns.windows(2).all(|w| w[0] == w[1]),
             "unconnected UDP socket to {ip} switched backends: {ns:?}"
         );
+    }
+    // The socket hooks counted each connect() and the one selection per UDP socket.
+    for v6 in [false, true] {
+        assert_eq!(counters_of(&w, &format!("test/c{v6}")).connections, 4);
+        assert_eq!(counters_of(&w, &format!("test/u{v6}")).connections, 1);
     }
     // Outside the cgroup nothing is translated: the ClusterIP is not routed anywhere.
     assert!(

@@ -5,10 +5,14 @@
 use std::net::IpAddr;
 
 use aya::{TestRun, TestRunOptions};
+use datapath::bpf_sys;
 use datapath::loader::{Datapath, LoadConfig, TC_EGRESS, TC_INGRESS};
-use datapath::maps::BE_F_VALID;
-use datapath::plan::{FrontendKind, Protocol, Selection, ServicePlan};
-use datapath::writer::Writer;
+use datapath::maps::{
+    names, BackendVal, LbAddr, SvcCounters, SvcKey, SvcVal, BE_F_LOCAL, BE_F_TERMINATING,
+    BE_F_VALID,
+};
+use datapath::plan::{FrontendKind, NoBackends, Protocol, Selection, ServicePlan};
+use datapath::writer::{read_counters, Writer};
 
 use crate::env::*;
 use crate::pkt::{self, Parsed};
@@ -445,5 +449,350 @@ fn restarted_writer_adopts_the_maps_and_writes_only_differences() {
         let m = w2.maps();
         assert_eq!(m.svc.keys().unwrap().len(), 49);
         assert_eq!(valid_backends(&w2).len(), 49 * 3);
+    });
+}
+
+/// What the kernel maps hold, for before/after comparisons.
+struct Snap {
+    svc: std::collections::BTreeMap<SvcKey, SvcVal>,
+    backends: Vec<BackendVal>,
+    slots: Vec<u32>,
+}
+
+fn snap(w: &Writer) -> Snap {
+    Snap {
+        svc: w.maps().svc.entries().unwrap().into_iter().collect(),
+        backends: w.maps().backends.as_slice().to_vec(),
+        slots: w.maps().slot_ids().to_vec(),
+    }
+}
+
+fn changed_indices<T: PartialEq>(a: &[T], b: &[T]) -> Vec<usize> {
+    (0..a.len()).filter(|i| a[*i] != b[*i]).collect()
+}
+
+fn changed_keys(a: &Snap, b: &Snap) -> Vec<SvcKey> {
+    let keys: std::collections::BTreeSet<SvcKey> =
+        a.svc.keys().chain(b.svc.keys()).copied().collect();
+    keys.into_iter()
+        .filter(|k| a.svc.get(k) != b.svc.get(k))
+        .collect()
+}
+
+fn key_of(p: &ServicePlan) -> SvcKey {
+    SvcKey {
+        addr: LbAddr::from_ip(p.frontend.addr),
+        port_be: p.frontend.port.to_be(),
+        proto: 6,
+        pad: 0,
+    }
+}
+
+/// 200 LoadBalancer services x 3 backends on 10.99.160.0/24 (VIPs) and 10.99.161.0/24.
+fn many_plans() -> Vec<ServicePlan> {
+    (0..200u16)
+        .map(|i| {
+            plan(
+                &format!("s{i}"),
+                FrontendKind::LoadBalancer,
+                &format!("10.99.160.{}", i + 1),
+                80,
+                Protocol::Tcp,
+                (0..3)
+                    .map(|j| {
+                        let b = i * 3 + j;
+                        be(&format!("10.99.161.{}", b % 250 + 1), 8000 + b / 250, true)
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn one_service_change_writes_exactly_its_own_entries() {
+    let fs = Bpffs::new("pr-incr");
+    in_netns(None, move || {
+        let fs = fs;
+        let mut f = fixture(&fs, |_| {});
+        let mut plans = many_plans();
+        f.w.apply(&plans).expect("apply");
+        let k = key_of(&plans[77]);
+
+        // A backend added.
+        let before = snap(&f.w);
+        let added = be("10.99.162.1", 9000, true);
+        plans[77].active.push(added.clone());
+        let st = f.w.apply_changes(&[plans[77].clone()], &[]).expect("add");
+        let after = snap(&f.w);
+        assert_eq!(
+            changed_keys(&before, &after),
+            vec![k],
+            "other services were written"
+        );
+        let new_id =
+            f.w.backend_id(added.addr, added.port)
+                .expect("new backend id");
+        assert_eq!(
+            changed_indices(&before.backends, &after.backends),
+            vec![new_id as usize]
+        );
+        assert_eq!(
+            after.backends[new_id as usize].flags,
+            BE_F_VALID | BE_F_LOCAL
+        );
+        let v = after.svc[&k];
+        assert_eq!(v.count, 4);
+        let region = v.slot_base as usize..v.slot_base as usize + 4;
+        let slot_changes = changed_indices(&before.slots, &after.slots);
+        assert!(
+            slot_changes.iter().all(|i| region.contains(i)),
+            "slots written outside the new region {region:?}: {slot_changes:?}"
+        );
+        let mut want: Vec<u32> = plans[77]
+            .active
+            .iter()
+            .map(|b| f.w.backend_id(b.addr, b.port).unwrap())
+            .collect();
+        let mut got = after.slots[region].to_vec();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(
+            (
+                st.backends_written,
+                st.services_written,
+                st.slots_written,
+                st.slots_deleted
+            ),
+            (1, 1, 4, 3)
+        );
+        assert_eq!(st.writes(), 9);
+
+        // One turns terminating: its flag, and the service's entry, nothing else.
+        let before = after;
+        let term = plans[77].active.remove(0);
+        plans[77].terminating.push(term.clone());
+        let st =
+            f.w.apply_changes(&[plans[77].clone()], &[])
+                .expect("terminating");
+        let after = snap(&f.w);
+        assert_eq!(changed_keys(&before, &after), vec![k]);
+        let tid = f.w.backend_id(term.addr, term.port).expect("still there") as usize;
+        assert_eq!(
+            changed_indices(&before.backends, &after.backends),
+            vec![tid]
+        );
+        assert_eq!(
+            after.backends[tid].flags,
+            BE_F_VALID | BE_F_LOCAL | BE_F_TERMINATING
+        );
+        assert_eq!(after.svc[&k].count, 3);
+        assert_eq!(
+            (st.services_written, st.slots_written, st.backends_written),
+            (1, 3, 1)
+        );
+
+        // It is deleted: only the backend goes (the service's slots are already right).
+        let before = after;
+        plans[77].terminating.clear();
+        let st =
+            f.w.apply_changes(&[plans[77].clone()], &[])
+                .expect("delete");
+        let after = snap(&f.w);
+        assert!(changed_keys(&before, &after).is_empty());
+        assert_eq!(
+            changed_indices(&before.backends, &after.backends),
+            vec![tid]
+        );
+        assert_eq!(after.backends[tid].flags & BE_F_VALID, 0);
+        assert_eq!((st.backends_deleted, st.writes()), (1, 1));
+        assert_eq!(f.w.backend_id(term.addr, term.port), None);
+
+        // A removed frontend: its entry, its backends.
+        let gone = plans.remove(10);
+        let st = f.w.apply_changes(&[], &[gone.frontend]).expect("remove");
+        assert_eq!((st.services_deleted, st.backends_deleted), (1, 3));
+        assert!(f.w.maps().svc.get(&key_of(&gone)).unwrap().is_none());
+
+        // The full apply of the same plans agrees: nothing to write.
+        assert_eq!(f.w.apply(&plans).expect("full").writes(), 0);
+    });
+}
+
+#[test]
+fn a_failed_update_leaves_the_previous_state_serving_with_a_clear_error() {
+    let fs = Bpffs::new("pr-fail");
+    in_netns(None, move || {
+        let fs = fs;
+        let mut f = fixture(&fs, |_| {});
+        let mut plans = many_plans();
+        f.w.apply(&plans).expect("apply");
+        let serving = |s: &Snap, p: &ServicePlan| -> Vec<u32> {
+            let v = s.svc[&key_of(p)];
+            let ids = s.slots[v.slot_base as usize..(v.slot_base + v.count) as usize].to_vec();
+            for id in &ids {
+                assert_ne!(
+                    s.backends[*id as usize].flags & BE_F_VALID,
+                    0,
+                    "backend {id} gone"
+                );
+            }
+            ids
+        };
+
+        // Before the flip: a source range cannot be inserted. Nothing that serves changes.
+        let before = snap(&f.w);
+        let mut p5 = plans[5].clone();
+        p5.source_ranges = vec!["10.99.163.0/24".parse().unwrap()];
+        let mut p6 = plans[6].clone();
+        p6.active[0] = be("10.99.162.6", 9000, true);
+        bpf_sys::fault::fail(names::SRCRANGE, "update", 0, 0, libc::ENOMEM);
+        let e =
+            f.w.apply_changes(&[p5.clone(), p6.clone()], &[])
+                .unwrap_err();
+        bpf_sys::fault::clear();
+        assert!(e.to_string().contains("lb_srcrange_v2"), "{e}");
+        let after = snap(&f.w);
+        assert!(
+            changed_keys(&before, &after).is_empty(),
+            "a service flipped"
+        );
+        assert_eq!(serving(&after, &plans[6]), serving(&before, &plans[6]));
+        assert_eq!(f.w.backend_id("10.99.162.6".parse().unwrap(), 9000), None);
+        assert_eq!(
+            valid_backends(&f.w).len(),
+            600,
+            "the unused new backend stayed"
+        );
+
+        // The flip stops after the first of three services.
+        let before = snap(&f.w);
+        let changed: Vec<ServicePlan> = (10..13)
+            .map(|i| {
+                let mut p = plans[i].clone();
+                p.active[1] = be(&format!("10.99.162.{i}"), 9000, true);
+                p
+            })
+            .collect();
+        bpf_sys::fault::fail(names::SVC, "update batch", 0, 1, libc::E2BIG);
+        let e = f.w.apply_changes(&changed, &[]).unwrap_err();
+        bpf_sys::fault::clear();
+        let msg = e.to_string();
+        assert!(msg.contains("lb_svc_v2") && msg.contains("1 of 3"), "{msg}");
+        let after = snap(&f.w);
+        assert_eq!(changed_keys(&before, &after), vec![key_of(&changed[0])]);
+        for i in 11..13 {
+            assert_eq!(
+                serving(&after, &plans[i]),
+                serving(&before, &plans[i]),
+                "service {i} does not serve its previous backends"
+            );
+            assert_eq!(
+                f.w.backend_id(format!("10.99.162.{i}").parse().unwrap(), 9000),
+                None
+            );
+        }
+        // ...and packets to an unflipped service still reach one of its previous backends.
+        let old: Vec<IpAddr> = plans[11].active.iter().map(|b| b.addr).collect();
+        let syn = pkt::build(
+            ip("10.99.164.7"),
+            plans[11].frontend.addr,
+            45000,
+            80,
+            pkt::TCP,
+            b"",
+        );
+        let (verdict, out) = run(&mut f.dp, TC_INGRESS, &syn);
+        assert_eq!(verdict, TC_ACT_OK);
+        assert!(old.contains(&pkt::parse_checked(&out).dst));
+
+        // Retried: the two that did not flip are written now, the first is already right.
+        let st = f.w.apply_changes(&changed, &[]).expect("retry");
+        assert_eq!(st.services_written, 2);
+        for (i, p) in changed.iter().enumerate() {
+            plans[10 + i] = p.clone();
+        }
+        assert_eq!(f.w.apply(&plans).expect("full").writes(), 0);
+    });
+}
+
+#[test]
+fn counters_count_packets_bytes_connections_and_drops_per_service() {
+    let fs = Bpffs::new("pr-ctr");
+    in_netns(None, move || {
+        let fs = fs;
+        let mut f = fixture(&fs, |_| {});
+        let a = plan(
+            "ctr-a",
+            FrontendKind::LoadBalancer,
+            "10.99.170.100",
+            80,
+            Protocol::Tcp,
+            vec![be("10.99.171.1", 8080, true), be("10.99.171.2", 8080, true)],
+        );
+        let mut b = plan(
+            "ctr-b",
+            FrontendKind::LoadBalancer,
+            "10.99.170.101",
+            80,
+            Protocol::Tcp,
+            vec![],
+        );
+        b.no_backends = NoBackends::Drop;
+        f.w.apply(&[a.clone(), b.clone()]).expect("apply");
+        let client = ip("10.99.172.7");
+        let flow1 = pkt::build(client, a.frontend.addr, 41000, 80, pkt::TCP, b"one");
+        let flow2 = pkt::build(client, a.frontend.addr, 41001, 80, pkt::TCP, b"second");
+        for p in [&flow1, &flow1, &flow2] {
+            assert_eq!(run(&mut f.dp, TC_INGRESS, p).0, TC_ACT_OK);
+        }
+        let to_b = pkt::build(client, b.frontend.addr, 41002, 80, pkt::TCP, b"");
+        assert_eq!(run(&mut f.dp, TC_INGRESS, &to_b).0, TC_ACT_SHOT);
+
+        let cs = f.w.counters().expect("counters");
+        let of = |name: &str| {
+            cs.iter()
+                .find(|c| c.service.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("no counters for {name}: {cs:?}"))
+                .counters
+        };
+        assert_eq!(
+            of("test/ctr-a"),
+            SvcCounters {
+                packets: 3,
+                bytes: (2 * flow1.len() + flow2.len()) as u64,
+                connections: 2,
+                dropped: 0
+            }
+        );
+        assert_eq!(
+            of("test/ctr-b"),
+            SvcCounters {
+                packets: 1,
+                bytes: to_b.len() as u64,
+                connections: 0,
+                dropped: 1
+            }
+        );
+        // A reader that does not own the maps sees the same.
+        let read = read_counters(&fs.path).expect("read pins");
+        let a_id = f.w.service_id(a.frontend.addr, 80, Protocol::Tcp).unwrap();
+        let (_, _, c) = read
+            .iter()
+            .find(|(_, v, _)| v.svc_id == a_id)
+            .expect("a in pins");
+        assert_eq!(*c, of("test/ctr-a"));
+
+        // A removed service's counters are cleared, so a reused id starts from zero.
+        f.w.apply(&[b.clone()]).expect("remove a");
+        let ncpus = bpf_sys::possible_cpus().unwrap();
+        let per =
+            f.w.maps()
+                .counters
+                .percpu_get(&a_id, ncpus)
+                .unwrap()
+                .unwrap();
+        assert!(per.iter().all(|c| *c == SvcCounters::default()), "{per:?}");
     });
 }
