@@ -682,10 +682,10 @@ fn a_failed_update_leaves_the_previous_state_serving_with_a_clear_error() {
         assert!(msg.contains("lb_svc_v2") && msg.contains("1 of 3"), "{msg}");
         let after = snap(&f.w);
         assert_eq!(changed_keys(&before, &after), vec![key_of(&changed[0])]);
-        for i in 11..13 {
+        for (i, p) in plans.iter().enumerate().take(13).skip(11) {
             assert_eq!(
-                serving(&after, &plans[i]),
-                serving(&before, &plans[i]),
+                serving(&after, p),
+                serving(&before, p),
                 "service {i} does not serve its previous backends"
             );
             assert_eq!(
