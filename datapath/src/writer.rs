@@ -694,15 +694,37 @@ impl Writer {
     ) -> Result<Vec<Next>, WriteError> {
         // 1. Backends: the active ones of every plan first, so a backend that one plan
         // keeps terminating and another uses is written active.
-        for active in [true, false] {
-            for w in wants {
-                let list = if active { &w.active } else { &w.terminating };
-                for b in list {
-                    if !self.backends.contains_key(&ident(b)) {
-                        self.new_backend(b, active, undo)?;
+        let n_be: usize = wants
+            .iter()
+            .map(|w| w.active.len() + w.terminating.len())
+            .sum();
+        self.backends.reserve(n_be);
+        self.keys.reserve(wants.len());
+        let mut ids: Vec<(Vec<u32>, Vec<u32>)> = Vec::with_capacity(wants.len());
+        for w in wants {
+            let mut active = Vec::with_capacity(w.active.len());
+            for b in &w.active {
+                let id = match self.backends.get(&ident(b)) {
+                    Some(id) => *id,
+                    None => {
                         st.backends_written += 1;
+                        self.new_backend(b, true, undo)?
                     }
-                }
+                };
+                active.push(id);
+            }
+            ids.push((active, Vec::new()));
+        }
+        for (w, (_, term)) in wants.iter().zip(ids.iter_mut()) {
+            for b in &w.terminating {
+                let id = match self.backends.get(&ident(b)) {
+                    Some(id) => *id,
+                    None => {
+                        st.backends_written += 1;
+                        self.new_backend(b, false, undo)?
+                    }
+                };
+                term.push(id);
             }
         }
         // 2. Regions and values.
