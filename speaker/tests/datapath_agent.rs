@@ -574,6 +574,17 @@ fn agent_serves_vip_and_nodeport_drains_terminating_backends_and_survives_kill_9
         assert!(np.len() >= 2 && np.is_subset(&every), "NodePort: {np:?}");
     }
 
+    // lb.c counts per service entry; the API reads the counters from the pins.
+    let s = lab.services().expect("API");
+    let counted = vip_entry(&s, &lab.vip(false).ip())
+        .counters
+        .clone()
+        .expect("VIP counters");
+    assert!(
+        counted.connections >= 30 && counted.packets >= 30 * 3 && counted.bytes > 0,
+        "30 connections through the IPv4 VIP: {counted:?}"
+    );
+
     // A long-lived connection; its backend turns terminating.
     let (mut long, name) = connect(&lab.client, lab.vip(false)).expect("long-lived");
     assert_eq!(ping(&mut long, "one").expect("echo"), "one");
@@ -626,6 +637,7 @@ fn agent_serves_vip_and_nodeport_drains_terminating_backends_and_survives_kill_9
             && b.node.as_deref() == Some(NODE)
             && b.local));
     let table = lab.cli(&[]);
+    println!("bgplane services:\n{table}");
     assert!(
         table.contains(&format!("[{term6}]:8080  terminating  zone-a  {NODE}")),
         "{table}"
@@ -688,6 +700,14 @@ fn agent_serves_vip_and_nodeport_drains_terminating_backends_and_survives_kill_9
     assert_eq!(
         s.datapath.writes_total, 0,
         "a restarted agent with the same objects must write nothing: {s:#?}"
+    );
+    let after = vip_entry(&s, &lab.vip(false).ip())
+        .counters
+        .clone()
+        .expect("VIP counters after restart");
+    assert!(
+        after.connections > counted.connections && after.packets > counted.packets,
+        "the adopted counters kept counting: {counted:?} then {after:?}"
     );
     let mut long = long;
     assert_eq!(

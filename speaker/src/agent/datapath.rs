@@ -26,14 +26,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use datapath::k8s::{self, Objects};
 use datapath::loader::{AttachStats, Datapath, LoadConfig};
+use datapath::maps::{SvcCounters, SvcKey, SvcVal};
 use datapath::model::{self, NodeInfo};
 use datapath::plan::{FrontendKind, NoBackends, Protocol, Selection, ServicePlan};
 use datapath::planner;
-use datapath::writer::{ApplyStats, Writer, WriterConfig};
+use datapath::writer::{read_counters, ApplyStats, Writer, WriterConfig};
 
 use crate::api::{
-    ApplyJson, BackendJson, DatapathErrorJson, DatapathJson, FrontendJson, ServiceJson,
-    ServicesJson,
+    ApplyJson, BackendJson, CountersJson, DatapathErrorJson, DatapathJson, FrontendJson,
+    ServiceJson, ServicesJson,
 };
 use crate::source::ObjectsFiles;
 
@@ -69,12 +70,34 @@ pub struct DatapathOptions {
 #[derive(Clone)]
 pub struct DatapathHandle {
     shared: Arc<Mutex<ServicesJson>>,
+    bpffs: PathBuf,
 }
 
 impl DatapathHandle {
-    /// What the last reload published.
+    /// What the last reload published, with the per-service counters as they are now (read
+    /// from the pinned maps, so the API never waits for the datapath thread).
     pub fn snapshot(&self) -> ServicesJson {
-        lock(&self.shared).clone()
+        let mut s = lock(&self.shared).clone();
+        if s.datapath.loaded {
+            match read_counters(&self.bpffs) {
+                Ok(all) => fill_counters(&mut s.services, &all),
+                Err(e) => tracing::debug!("reading service counters: {e}"),
+            }
+        }
+        s
+    }
+}
+
+/// Puts each entry's counters (matched by service id) on the frontends.
+fn fill_counters(services: &mut [ServiceJson], all: &[(SvcKey, SvcVal, SvcCounters)]) {
+    let by_id: HashMap<u32, &SvcCounters> = all.iter().map(|(_, v, c)| (v.svc_id, c)).collect();
+    for v in services {
+        v.counters = v.id.and_then(|id| by_id.get(&id)).map(|c| CountersJson {
+            packets: c.packets,
+            bytes: c.bytes,
+            connections: c.connections,
+            dropped: c.dropped,
+        });
     }
 }
 
@@ -98,6 +121,7 @@ pub fn spawn(opts: DatapathOptions) -> std::io::Result<DatapathHandle> {
     }));
     let handle = DatapathHandle {
         shared: shared.clone(),
+        bpffs: opts.bpffs.clone(),
     };
     let mut engine = Engine {
         source: ObjectsFiles::new(&opts.objects),
