@@ -1317,3 +1317,89 @@ fn route_refresh_from_frr_soft_in_and_out_answered_with_enhanced_refresh() -> Re
     );
     Ok(())
 }
+
+/// bgplane with its 4-octet AS toward ExaBGP as a 2-octet-only speaker (`asn4 disable`,
+/// peering with AS_TRANS 23456, RFC 6793 §4.2.1): bgplane's OPEN says AS_TRANS, the session
+/// comes up, and ExaBGP receives bgplane's route and FRR's (4-octet) route through bgplane
+/// with the path rebuilt from AS_PATH (AS_TRANS) + AS4_PATH.
+#[test]
+fn four_octet_bgplane_with_two_octet_exabgp_as_trans() -> Result<()> {
+    skip_unless!(BGPD, "vtysh", "exabgp", "/usr/bin/python3", "tcpdump");
+    let lab = Lab::new("bgplane_astrans")?;
+    let (n, f, e) = (lab.node("bgplane")?, lab.node("frr")?, lab.node("exabgp")?);
+    let (lf, le) = (lab.link(&n, &f)?, lab.link(&n, &e)?);
+    let (af, rf, ae, re) = (v4(&lf.a), v4(&lf.b), v4(&le.a), v4(&le.b));
+    n.ping(rf)?;
+    n.ping(re)?;
+    const FRR_AS: u32 = 4200000002;
+    const FAR_AS: u32 = 4200000099;
+    const FRRS: &str = "203.0.113.0/25";
+    const EXAS: &str = "203.0.113.128/25";
+    let frr = Frr::start(
+        &lab,
+        &f,
+        &RouterConfig::new(FRR_AS, lf.b.v4)
+            .neighbor(Neighbor::new(af, AGENT_AS))
+            .announce(Announce::new(FRRS)),
+    )?;
+    // The driver has no asn4 knob: the whole neighbor block as raw config, using the
+    // driver's API helper process (so received routes are still recorded).
+    let block = format!(
+        "neighbor {ae} {{\n    router-id {};\n    local-address {re};\n    local-as 65005;\n    peer-as 23456;\n    hold-time 9;\n    family {{\n        ipv4 unicast;\n    }}\n    capability {{\n        asn4 disable;\n        route-refresh;\n    }}\n    api {{\n        processes [ lab_helper ];\n        neighbor-changes;\n        receive {{ parsed; update; notification; }}\n    }}\n    static {{\n        route {EXAS} next-hop self as-path [ 65005 {FAR_AS} ];\n    }}\n}}",
+        le.b.v4
+    );
+    let exa = ExaBgp::start(&lab, &e, &RouterConfig::new(65005, le.b.v4).extra(&block))?;
+    let dump = tcpdump(&lab, &e, &le.b.ifname)?;
+    let agent = Agent::start(
+        &lab,
+        &n,
+        "bgplane",
+        af,
+        &[peer(rf, FRR_AS, af), peer(re, 65005, ae).passive()],
+        &[AGENT_V4],
+    )?;
+    frr.wait_established(af, UP)?;
+    let p = agent.wait_established(re)?;
+    assert_eq!(p["local_asn"], AGENT_AS, "{p}");
+    // What ExaBGP got: the real paths.
+    let r = wait_path(&exa, AGENT_V4, ae, |_| true)?;
+    assert_eq!(r.as_path, vec![AGENT_AS], "{r:?}");
+    let r = wait_path(&exa, FRRS, ae, |_| true)?;
+    assert_eq!(r.as_path, vec![AGENT_AS, FRR_AS], "{r:?}");
+    // ExaBGP's route with a 4-octet AS, merged by bgplane and passed to FRR.
+    let r = agent.wait_received(re, EXAS, |_| true)?;
+    assert_eq!(r["as_path"], serde_json::json!([65005, FAR_AS]), "{r}");
+    let r = wait_path(&frr, EXAS, af, |_| true)?;
+    assert_eq!(r.as_path, vec![AGENT_AS, 65005, FAR_AS], "{r:?}");
+    // On the wire: bgplane's OPEN with AS_TRANS and its real AS in the capability; AS_TRANS
+    // in AS_PATH with the real path in AS4_PATH, both ways.
+    let out = std::fs::read_to_string(dump.output_path()).unwrap_or_default();
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    for (kind, want) in [
+        ("Open Message", "my AS 23456".to_string()),
+        ("4 Byte AS", format!("4 Byte AS {AGENT_AS}")),
+        ("AS Path (2)", ": 23456 23456".into()),
+        ("AS4 Path (17)", format!(": {AGENT_AS} {FRR_AS}")),
+        ("AS Path (2)", ": 65005 23456".into()),
+        ("AS4 Path (17)", format!(": 65005 {FAR_AS}")),
+    ] {
+        let on_line =
+            |l: &&str| l.contains(kind) && (l.ends_with(&want) || l.contains(&format!("{want},")));
+        // The OPEN's "my AS" is on the line after "Open Message".
+        let found = lines.iter().any(on_line)
+            || lines
+                .windows(2)
+                .any(|w| w[0].contains(kind) && w[1].contains(&want));
+        ensure!(
+            found,
+            "tcpdump shows no {kind} {want:?}:\n{}",
+            lines
+                .iter()
+                .filter(|l| l.contains("AS"))
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    Ok(())
+}
