@@ -1,12 +1,14 @@
 //! The rest of issue 3's proof list, `bgplane agent` against the real daemons: IPv4 and IPv6
-//! (MP-BGP) routes both ways with every router and 4-octet ASNs on both sides, a 2-octet-only
-//! peer (AS_TRANS + AS4_PATH out, merged back in), attributes checked on the receiving
-//! router for routes bgplane passes on (AS path, next hop, MED, communities, large
-//! communities) and its own, an iBGP session (LOCAL_PREF, next hop, no iBGP-to-iBGP
-//! reflection), withdrawals (transit and bgplane's own), MD5 right/wrong, graceful restart
-//! across kill -9 with FRR and BIRD, route refresh from FRR, hold-timer expiry, and the
-//! peer-AS-mismatch NOTIFICATION in both directions. Needs root and the daemons; builds the
-//! `bgplane` binary with cargo unless BGPLANE_BIN names one.
+//! (MP-BGP) routes both ways with FRR, BIRD, GoBGP and ExaBGP, 4-octet ASNs on both sides;
+//! 2-octet-only peers (BIRD `enable as4 off`, ExaBGP `asn4 disable`: AS_TRANS + AS4_PATH on
+//! the wire, seen by tcpdump, and merged back in); attributes checked on the receiving router
+//! for routes bgplane passes on (AS path, next hop, MED, communities, large communities) and
+//! for its own (AS path, next hop: the agent cannot set MED or communities on them yet); iBGP
+//! with FRR (LOCAL_PREF, next hop, no iBGP-to-iBGP reflection); withdrawals (transit, and
+//! bgplane's own through a GR restart without the prefix); MD5 right/wrong; graceful restart
+//! across kill -9 with FRR and BIRD; route refresh from FRR; hold-timer expiry; the
+//! peer-AS-mismatch NOTIFICATION in both directions. Needs root, the daemons and tcpdump;
+//! builds the `bgplane` binary with cargo unless BGPLANE_BIN names one.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
