@@ -521,27 +521,51 @@ pub fn cgroup2_dir(flag: Option<&Path>) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// Files the kernel puts in the root of a bpffs mount (not ours to remove).
+const KERNEL_FILES: [&str; 2] = ["maps.debug", "progs.debug"];
+
 /// `bgplane datapath unload`: removes every pin under `bpffs` (links first, which detaches the
-/// programs, then the maps). Returns the paths removed.
-pub fn unload(bpffs: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// programs, then the maps and anything else below it). Returns the pins removed.
+pub fn unload(bpffs: &Path) -> Result<Vec<PathBuf>, String> {
     let mut removed = Vec::new();
     let links = bpffs.join("links");
     if links.is_dir() {
-        for e in std::fs::read_dir(&links)? {
-            let p = e?.path();
-            std::fs::remove_file(&p)?;
-            removed.push(p);
-        }
-        std::fs::remove_dir(&links)?;
+        remove_tree(&links, &mut removed)?;
     }
-    for e in std::fs::read_dir(bpffs)? {
-        let p = e?.path();
-        if !p.is_dir() {
-            std::fs::remove_file(&p)?;
+    let entries =
+        std::fs::read_dir(bpffs).map_err(|e| format!("reading {}: {e}", bpffs.display()))?;
+    for e in entries {
+        let p = e
+            .map_err(|e| format!("reading {}: {e}", bpffs.display()))?
+            .path();
+        // The kernel's preloaded iterators in the root of every bpffs mount.
+        if p.parent() == Some(bpffs) && KERNEL_FILES.iter().any(|k| p.ends_with(k)) {
+            continue;
+        }
+        if p.is_dir() {
+            remove_tree(&p, &mut removed)?;
+        } else {
+            std::fs::remove_file(&p).map_err(|e| format!("removing {}: {e}", p.display()))?;
             removed.push(p);
         }
     }
     Ok(removed)
+}
+
+fn remove_tree(dir: &Path, removed: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for e in entries {
+        let p = e
+            .map_err(|e| format!("reading {}: {e}", dir.display()))?
+            .path();
+        if p.is_dir() {
+            remove_tree(&p, removed)?;
+        } else {
+            std::fs::remove_file(&p).map_err(|e| format!("removing {}: {e}", p.display()))?;
+            removed.push(p);
+        }
+    }
+    std::fs::remove_dir(dir).map_err(|e| format!("removing {}: {e}", dir.display()))
 }
 
 #[cfg(test)]

@@ -190,7 +190,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Datapath(DatapathCommand::Unload { bpffs }) => {
             let removed = crate::agent::datapath::unload(&bpffs)
-                .with_context(|| format!("removing the pins under {}", bpffs.display()))?;
+                .map_err(|e| anyhow::anyhow!("removing the pins under {}: {e}", bpffs.display()))?;
             println!("removed {} pins under {}", removed.len(), bpffs.display());
             Ok(())
         }
