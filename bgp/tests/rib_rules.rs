@@ -1252,3 +1252,125 @@ fn counts_and_views_agree() {
         nlri: MpNlri::Prefixes(Vec::new()),
     };
 }
+
+// ------------------------------------------------------------------ Adj-RIB-Out bookkeeping
+
+/// (announced, withdrawn) IPv4 prefixes of `msgs`, in order.
+fn v4_changes(msgs: &[Message]) -> (Vec<IpNet>, Vec<IpNet>) {
+    let u = updates(msgs);
+    (
+        u.iter()
+            .flat_map(|u| u.nlri.iter().map(|n| n.prefix))
+            .collect(),
+        u.iter()
+            .flat_map(|u| u.withdrawn.iter().map(|n| n.prefix))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_freed_prefix_slot_reused_by_another_prefix_withdraws_the_right_one() {
+    let mut l = Lab::new();
+    let a = l.peer("10.99.0.1", 65001, "1.1.1.1");
+    let b = l.peer("10.99.0.2", 65002, "2.2.2.2");
+    l.drain(b);
+    let (x, y, z) = ("198.51.100.0/24", "192.0.2.0/24", "203.0.113.0/25");
+    l.send(a, announce(&[x], vec![path(&[65001])]));
+    assert_eq!(v4_changes(&l.drain(b)), (vec![net(x)], vec![]));
+    // Withdrawn and exported: x's storage is free; y takes it.
+    l.send(a, withdraw(&[x]));
+    assert_eq!(v4_changes(&l.drain(b)), (vec![], vec![net(x)]));
+    l.send(a, announce(&[y], vec![path(&[65001])]));
+    assert_eq!(v4_changes(&l.drain(b)), (vec![net(y)], vec![]));
+    // Withdrawn but not yet exported when z arrives: y's withdrawal still goes out.
+    l.send(a, withdraw(&[y]));
+    l.send(a, announce(&[z], vec![path(&[65001])]));
+    let (ann, wd) = v4_changes(&l.drain(b));
+    assert_eq!((ann, wd), (vec![net(z)], vec![net(y)]));
+    let adv: Vec<IpNet> = l
+        .rib
+        .advertised_routes(b, V4)
+        .iter()
+        .map(|r| r.prefix)
+        .collect();
+    assert_eq!(adv, vec![net(z)]);
+    assert_eq!(l.rib.counts(b)[0].advertised, 1);
+}
+
+#[test]
+fn withdrawn_then_reannounced_before_export_sends_only_the_new_route() {
+    let mut l = Lab::new();
+    let a = l.peer("10.99.0.1", 65001, "1.1.1.1");
+    let b = l.peer("10.99.0.2", 65002, "2.2.2.2");
+    l.send(a, announce(&[P], vec![path(&[65001])]));
+    l.drain(b);
+    l.send(a, withdraw(&[P]));
+    l.send(a, announce(&[P], vec![path(&[65001, 9])]));
+    let msgs = l.drain(b);
+    let u = updates(&msgs);
+    assert_eq!(u.len(), 1);
+    assert!(u[0].withdrawn.is_empty());
+    assert_eq!(
+        u[0].as_path(),
+        Some(&AsPath::sequence([LOCAL_AS, 65001, 9]))
+    );
+    // A peer that was never sent a prefix gets no withdrawal for it.
+    l.send(a, withdraw(&[P]));
+    assert_eq!(updates(&l.drain(a)).len(), 0);
+}
+
+#[test]
+fn end_of_rib_and_eorr_follow_the_whole_table_however_it_is_staged() {
+    // More prefixes than one staging pass takes (32768), from many attribute sets.
+    const N: usize = 40_000;
+    let mut l = Lab::new();
+    let a = l.peer("10.99.0.1", 65001, "1.1.1.1");
+    let prefixes = many(N, false);
+    let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    for (i, chunk) in refs.chunks(10).enumerate() {
+        l.send(
+            a,
+            announce(
+                chunk,
+                vec![path(&[65001]), AttrValue::MultiExitDisc(i as u32)],
+            ),
+        );
+    }
+    let mut n = negotiated(65002, "2.2.2.2");
+    n.enhanced_route_refresh = true;
+    let b = l.peer_with("10.99.0.2", 65002, n, |_| {});
+    let check = |msgs: &[Message], first: Option<Message>, last: Message| {
+        let mut seen = 0;
+        for (i, m) in msgs.iter().enumerate() {
+            match m {
+                Message::Update(u) if u.end_of_rib_family().is_none() => seen += u.nlri.len(),
+                m if i == 0 && Some(m) == first.as_ref() => {}
+                m => {
+                    assert_eq!(*m, last, "message {i} of {}", msgs.len());
+                    assert_eq!(seen, N, "all prefixes before {m:?}");
+                    return i;
+                }
+            }
+        }
+        panic!("no {last:?}");
+    };
+    let msgs = l.drain(b);
+    let eor = Message::Update(Update::end_of_rib(V4));
+    check(&msgs, None, eor);
+    l.rib.route_refresh(b, &RouteRefresh::request(V4)).unwrap();
+    let msgs = l.drain(b);
+    let rr = |s| {
+        Message::RouteRefresh(RouteRefresh {
+            family: V4,
+            subtype: s,
+        })
+    };
+    let at = check(
+        &msgs,
+        Some(rr(RefreshSubtype::BoRR)),
+        rr(RefreshSubtype::EoRR),
+    );
+    assert_eq!(msgs[0], rr(RefreshSubtype::BoRR));
+    assert_eq!(at, msgs.len() - 1);
+    assert_eq!(l.rib.counts(b)[0].advertised, N);
+}

@@ -105,6 +105,11 @@ impl PathAttrs {
             .unwrap_or_default()
     }
 
+    /// The attributes as encoded on a 4-octet-AS session (no NEXT_HOP / MP attributes).
+    pub(crate) fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
     pub fn next_hop(&self) -> Option<RouteNextHop> {
         self.next_hop
     }

@@ -2,8 +2,7 @@
 //! `rib/mod.rs`). Receiving side (import, decision, graceful restart, max-prefix) here; the
 //! sending side (export, packing) in `out.rs`.
 
-use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,51 +17,33 @@ use crate::wire::{
     Treatment, Update,
 };
 
-use super::attrs::{FastHash, Interner, PathAttrs, RouteNextHop};
+use super::attrs::{Interner, PathAttrs, RouteNextHop};
 use super::decision::{select, DecisionConfig, PeerFacts};
 use super::export::self_addresses;
 use super::out::Pending;
-use super::table::{Cand, Entry, PrefixKey, P4, P6};
+use super::table::{Bits, Cand, Entry, FamTable, PrefixKey, P4, P6};
 use super::{
-    Advertised, Applied, ExportPolicy, FamilyCounts, PeerConfig, PeerDownOutcome, PeerId,
-    RibConfig, RibError, RouteView, FAMILIES,
+    Applied, ExportPolicy, FamilyCounts, PeerConfig, PeerDownOutcome, PeerId, RibConfig, RibError,
+    RouteView, FAMILIES,
 };
 
-pub(crate) struct FamTable<K> {
-    pub map: HashMap<K, Entry, FastHash>,
-}
-
-impl<K> FamTable<K> {
-    fn new() -> Self {
-        FamTable {
-            map: HashMap::with_hasher(FastHash::new()),
-        }
-    }
-}
-
-/// One family of a peer's Adj-RIB-Out.
-pub(crate) struct FamOut<K> {
-    /// What was sent (or is queued): prefix -> outgoing attributes.
-    pub sent: HashMap<K, Arc<PathAttrs>, FastHash>,
-    /// Prefixes whose Loc-RIB route changed since they were last exported.
-    pub dirty: HashSet<K, FastHash>,
-    /// A route refresh request is pending for the family.
-    pub refresh: bool,
-}
-
-impl<K> FamOut<K> {
-    fn new() -> Self {
-        FamOut {
-            sent: HashMap::with_hasher(FastHash::new()),
-            dirty: HashSet::with_hasher(FastHash::new()),
-            refresh: false,
-        }
-    }
+/// One family of a peer's Adj-RIB-Out, computed on demand (RFC 4271 §3.2 allows it): which
+/// slots were advertised (so a withdrawal goes only where an announcement went, and the
+/// count is O(1)) and which changed since they were last exported. What was sent is the
+/// export of the slot's current route, so nothing else is stored per prefix.
+#[derive(Default)]
+pub(crate) struct FamOut {
+    /// Slots whose Loc-RIB route changed since they were last exported.
+    pub dirty: Bits,
+    /// Slots announced (or queued to be) to the peer.
+    pub adv: Bits,
+    /// A route refresh answered with BoRR waits for its EoRR until `dirty` is empty.
+    pub eorr_pending: bool,
 }
 
 pub(crate) struct Outs {
-    pub v4: FamOut<P4>,
-    pub v6: FamOut<P6>,
+    pub v4: FamOut,
+    pub v6: FamOut,
 }
 
 pub(crate) struct Tables {
@@ -77,8 +58,8 @@ pub(crate) trait Fam: PrefixKey {
     const V6: bool;
     fn table(t: &mut Tables) -> &mut FamTable<Self>;
     fn table_ref(t: &Tables) -> &FamTable<Self>;
-    fn out(o: &mut Outs) -> &mut FamOut<Self>;
-    fn out_ref(o: &Outs) -> &FamOut<Self>;
+    fn out(o: &mut Outs) -> &mut FamOut;
+    fn out_ref(o: &Outs) -> &FamOut;
 }
 
 impl Fam for P4 {
@@ -91,10 +72,10 @@ impl Fam for P4 {
     fn table_ref(t: &Tables) -> &FamTable<P4> {
         &t.v4
     }
-    fn out(o: &mut Outs) -> &mut FamOut<P4> {
+    fn out(o: &mut Outs) -> &mut FamOut {
         &mut o.v4
     }
-    fn out_ref(o: &Outs) -> &FamOut<P4> {
+    fn out_ref(o: &Outs) -> &FamOut {
         &o.v4
     }
 }
@@ -109,10 +90,10 @@ impl Fam for P6 {
     fn table_ref(t: &Tables) -> &FamTable<P6> {
         &t.v6
     }
-    fn out(o: &mut Outs) -> &mut FamOut<P6> {
+    fn out(o: &mut Outs) -> &mut FamOut {
         &mut o.v6
     }
-    fn out_ref(o: &Outs) -> &FamOut<P6> {
+    fn out_ref(o: &Outs) -> &FamOut {
         &o.v6
     }
 }
@@ -166,8 +147,8 @@ impl PeerSlot {
             stale: [0; 2],
             stale_deadline: None,
             outs: Outs {
-                v4: FamOut::new(),
-                v6: FamOut::new(),
+                v4: FamOut::default(),
+                v6: FamOut::default(),
             },
             queue: VecDeque::new(),
             eor_pending: Vec::new(),
@@ -217,11 +198,30 @@ fn reselect(e: &mut Entry, peers: &[Option<PeerSlot>], cfg: &DecisionConfig) {
     }
 }
 
-fn mark_dirty<K: Fam>(peers: &mut [Option<PeerSlot>], key: K) {
+fn mark_dirty<K: Fam>(peers: &mut [Option<PeerSlot>], slot: u32) {
     for s in peers.iter_mut().flatten() {
         if s.wants(K::FAMILY) {
-            K::out(&mut s.outs).dirty.insert(key);
+            K::out(&mut s.outs).dirty.set(slot);
         }
+    }
+}
+
+/// Free an empty slot once no peer still has to export its withdrawal.
+pub(crate) fn try_free<K: Fam>(tables: &mut Tables, peers: &[Option<PeerSlot>], slot: u32) {
+    if peers
+        .iter()
+        .flatten()
+        .any(|s| K::out_ref(&s.outs).dirty.get(slot))
+    {
+        return;
+    }
+    K::table(tables).free_slot(slot);
+}
+
+/// Free every zombie no peer waits for (after a peer's Adj-RIB-Out was dropped).
+fn free_zombies<K: Fam>(tables: &mut Tables, peers: &[Option<PeerSlot>]) {
+    for z in K::table_ref(tables).zombies() {
+        try_free::<K>(tables, peers, z);
     }
 }
 
@@ -235,8 +235,12 @@ fn remove_where<K: Fam>(
 ) -> HashMap<u16, (usize, usize)> {
     let mut counts: HashMap<u16, (usize, usize)> = HashMap::new();
     let mut changed = Vec::new();
+    let mut emptied = Vec::new();
     let t = K::table(tables);
-    t.map.retain(|k, e| {
+    for i in 0..t.slots.len() as u32 {
+        let Some(e) = t.slots[i as usize].entry.as_mut() else {
+            continue;
+        };
         let old = ident(&e.first);
         let (_, empty) = e.remove_where(|c| {
             let hit = pred(c);
@@ -248,17 +252,21 @@ fn remove_where<K: Fam>(
             hit
         });
         if empty {
-            changed.push(*k);
-            return false;
+            t.set_entry(i, None);
+            changed.push(i);
+            emptied.push(i);
+            continue;
         }
         reselect(e, peers, cfg);
         if ident(&e.first) != old {
-            changed.push(*k);
+            changed.push(i);
         }
-        true
-    });
-    for k in changed {
-        mark_dirty(peers, k);
+    }
+    for i in changed {
+        mark_dirty::<K>(peers, i);
+    }
+    for i in emptied {
+        try_free::<K>(tables, peers, i);
     }
     for (p, (n, s)) in &counts {
         if let Some(slot) = peers.get_mut(usize::from(*p)).and_then(Option::as_mut) {
@@ -362,15 +370,19 @@ impl Rib {
         else {
             return;
         };
+        // Every live prefix; advertised ones are live or zombies, and zombies are dirty
+        // already.
         if slot.wants(Family::IPV4_UNICAST) {
             let d = &mut slot.outs.v4.dirty;
-            d.extend(self.tables.v4.map.keys().copied());
-            d.extend(slot.outs.v4.sent.keys().copied());
+            for (i, _, _) in self.tables.v4.iter() {
+                d.set(i);
+            }
         }
         if slot.wants(Family::IPV6_UNICAST) {
             let d = &mut slot.outs.v6.dirty;
-            d.extend(self.tables.v6.map.keys().copied());
-            d.extend(slot.outs.v6.sent.keys().copied());
+            for (i, _, _) in self.tables.v6.iter() {
+                d.set(i);
+            }
         }
     }
 
@@ -446,10 +458,8 @@ impl Rib {
             halted: false,
         });
         slot.queue.clear();
-        slot.outs.v4.sent.clear();
-        slot.outs.v6.sent.clear();
-        slot.outs.v4.refresh = false;
-        slot.outs.v6.refresh = false;
+        slot.outs.v4 = FamOut::default();
+        slot.outs.v6 = FamOut::default();
         slot.eor_pending = negotiated.families.clone();
         // RFC 4724 §4.2: stale routes of a family the new OPEN does not list with the
         // Forwarding State bit are removed at once; the others wait for End-of-RIB.
@@ -492,13 +502,11 @@ impl Rib {
         };
         slot.queue.clear();
         slot.eor_pending.clear();
-        for o in [&mut slot.outs.v4.refresh, &mut slot.outs.v6.refresh] {
-            *o = false;
-        }
-        slot.outs.v4.sent = HashMap::with_hasher(FastHash::new());
-        slot.outs.v4.dirty = HashSet::with_hasher(FastHash::new());
-        slot.outs.v6.sent = HashMap::with_hasher(FastHash::new());
-        slot.outs.v6.dirty = HashSet::with_hasher(FastHash::new());
+        slot.outs.v4 = FamOut::default();
+        slot.outs.v6 = FamOut::default();
+        free_zombies::<P4>(&mut self.tables, &self.peers);
+        free_zombies::<P6>(&mut self.tables, &self.peers);
+        let slot = self.slot_mut(id)?;
         let notification_gr = slot.cfg.notification_gr;
         let graceful = match (&session.gr, reason) {
             (None, _) => false,
@@ -533,10 +541,22 @@ impl Rib {
         }
         let p = id.0;
         let mut marked = [0usize; 2];
-        for e in self.tables.v4.map.values_mut() {
+        for e in self
+            .tables
+            .v4
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.entry.as_mut())
+        {
             mark_stale(e, p, &mut marked[0]);
         }
-        for e in self.tables.v6.map.values_mut() {
+        for e in self
+            .tables
+            .v6
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.entry.as_mut())
+        {
             mark_stale(e, p, &mut marked[1]);
         }
         let slot = self.slot_mut(id)?;
@@ -795,14 +815,14 @@ impl Rib {
     fn insert_key<K: Fam>(&mut self, key: K, cand: Cand) -> (bool, bool) {
         let cfg = self.cfg.decision;
         let t = K::table(&mut self.tables);
-        match t.map.entry(key) {
-            MapEntry::Vacant(v) => {
-                v.insert(Entry::new(cand));
-                mark_dirty(&mut self.peers, key);
+        let i = t.find_or_add(key);
+        match t.slots[i as usize].entry.as_mut() {
+            None => {
+                t.set_entry(i, Some(Entry::new(cand)));
+                mark_dirty::<K>(&mut self.peers, i);
                 (true, false)
             }
-            MapEntry::Occupied(mut o) => {
-                let e = o.get_mut();
+            Some(e) => {
                 let old = ident(&e.first);
                 let was_stale = e
                     .iter()
@@ -810,7 +830,7 @@ impl Rib {
                 let new = e.upsert(cand);
                 reselect(e, &self.peers, &cfg);
                 if ident(&e.first) != old {
-                    mark_dirty(&mut self.peers, key);
+                    mark_dirty::<K>(&mut self.peers, i);
                 }
                 (new, was_stale)
             }
@@ -830,10 +850,12 @@ impl Rib {
     fn remove_key<K: Fam>(&mut self, key: K, peer: u16, path_id: u32) -> bool {
         let cfg = self.cfg.decision;
         let t = K::table(&mut self.tables);
-        let MapEntry::Occupied(mut o) = t.map.entry(key) else {
+        let Some(i) = t.find(key) else {
             return false;
         };
-        let e = o.get_mut();
+        let Some(e) = t.slots[i as usize].entry.as_mut() else {
+            return false;
+        };
         let old = ident(&e.first);
         let mut was_stale = false;
         let (n, empty) = e.remove_where(|c| {
@@ -845,12 +867,13 @@ impl Rib {
             return false;
         }
         if empty {
-            o.remove();
-            mark_dirty(&mut self.peers, key);
+            t.set_entry(i, None);
+            mark_dirty::<K>(&mut self.peers, i);
+            try_free::<K>(&mut self.tables, &self.peers, i);
         } else {
             reselect(e, &self.peers, &cfg);
             if ident(&e.first) != old {
-                mark_dirty(&mut self.peers, key);
+                mark_dirty::<K>(&mut self.peers, i);
             }
         }
         if let Some(s) = self
@@ -936,11 +959,8 @@ impl Rib {
         };
         match rr.subtype {
             RefreshSubtype::Normal => {
-                if i == 0 {
-                    slot.outs.v4.refresh = true;
-                } else {
-                    slot.outs.v6.refresh = true;
-                }
+                let enhanced = session.enhanced_route_refresh;
+                self.queue_refresh(id, rr.family, enhanced);
             }
             RefreshSubtype::BoRR => {
                 let p = id.0;
@@ -948,14 +968,16 @@ impl Rib {
                 if i == 0 {
                     self.tables
                         .v4
-                        .map
-                        .values_mut()
+                        .slots
+                        .iter_mut()
+                        .filter_map(|s| s.entry.as_mut())
                         .for_each(|e| mark_stale(e, p, &mut n));
                 } else {
                     self.tables
                         .v6
-                        .map
-                        .values_mut()
+                        .slots
+                        .iter_mut()
+                        .filter_map(|s| s.entry.as_mut())
                         .for_each(|e| mark_stale(e, p, &mut n));
                 }
                 let slot = self.slot_mut(id)?;
@@ -974,11 +996,11 @@ impl Rib {
 
     fn views<K: Fam>(&self, filter: impl Fn(&Cand, bool) -> bool) -> Vec<RouteView> {
         let mut v: Vec<(K, RouteView)> = Vec::new();
-        for (k, e) in &K::table_ref(&self.tables).map {
+        for (_, k, e) in K::table_ref(&self.tables).iter() {
             for (i, c) in e.iter().enumerate() {
                 if filter(c, i == 0) {
                     v.push((
-                        *k,
+                        k,
                         RouteView {
                             prefix: k.to_net(),
                             path_id: c.path_id,
@@ -1022,11 +1044,11 @@ impl Rib {
         let (k, e) = match prefix {
             IpNet::V4(_) => {
                 let k = P4::from_net(prefix)?;
-                (k.to_net(), self.tables.v4.map.get(&k)?)
+                (k.to_net(), self.tables.v4.get(k)?)
             }
             IpNet::V6(_) => {
                 let k = P6::from_net(prefix)?;
-                (k.to_net(), self.tables.v6.map.get(&k)?)
+                (k.to_net(), self.tables.v6.get(k)?)
             }
         };
         let c = &e.first;
@@ -1038,36 +1060,6 @@ impl Rib {
             stale: c.stale,
             best: true,
         })
-    }
-
-    fn advertised_of<K: Fam>(&self, slot: &PeerSlot) -> Vec<Advertised> {
-        let mut v: Vec<(K, Advertised)> = K::out_ref(&slot.outs)
-            .sent
-            .iter()
-            .map(|(k, a)| {
-                (
-                    *k,
-                    Advertised {
-                        prefix: k.to_net(),
-                        attrs: a.clone(),
-                    },
-                )
-            })
-            .collect();
-        v.sort_by_key(|x| x.0);
-        v.into_iter().map(|x| x.1).collect()
-    }
-
-    /// The Adj-RIB-Out of a peer in `family`: what was sent or is queued, sorted.
-    pub fn advertised_routes(&self, id: PeerId, family: Family) -> Vec<Advertised> {
-        let Ok(slot) = self.slot(id) else {
-            return Vec::new();
-        };
-        match fam_idx(family) {
-            Some(0) => self.advertised_of::<P4>(slot),
-            Some(_) => self.advertised_of::<P6>(slot),
-            None => Vec::new(),
-        }
     }
 
     /// Per-family counts of a peer (received, stale, advertised). O(1).
@@ -1083,9 +1075,9 @@ impl Rib {
                 received: slot.received[i],
                 stale: slot.stale[i],
                 advertised: if i == 0 {
-                    slot.outs.v4.sent.len()
+                    slot.outs.v4.adv.ones()
                 } else {
-                    slot.outs.v6.sent.len()
+                    slot.outs.v6.adv.ones()
                 },
             })
             .collect()
@@ -1094,8 +1086,8 @@ impl Rib {
     /// Prefixes in the Loc-RIB of `family`. O(1).
     pub fn loc_rib_len(&self, family: Family) -> usize {
         match fam_idx(family) {
-            Some(0) => self.tables.v4.map.len(),
-            Some(_) => self.tables.v6.map.len(),
+            Some(0) => self.tables.v4.len(),
+            Some(_) => self.tables.v6.len(),
             None => 0,
         }
     }

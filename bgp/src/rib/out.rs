@@ -1,43 +1,59 @@
-//! The sending side: exporting dirty prefixes into a peer's Adj-RIB-Out and packing them
-//! into UPDATEs (`Rib::next_messages`).
+//! The sending side: exporting changed prefixes toward a peer and packing them into UPDATEs
+//! (`Rib::next_encoded`, `Rib::next_messages`).
 //!
-//! Staging takes every dirty prefix of a family at once, exports each (rules in `export.rs`,
-//! then the policy hook), compares with what was sent, and groups the changes by outgoing
-//! attribute set. Messages are then cut from the groups on demand: each UPDATE carries as many
-//! prefixes of one group as the negotiated maximum message size allows (IPv4 in the NLRI
-//! field, IPv6 in MP_REACH_NLRI put first), withdrawals likewise (Withdrawn Routes /
-//! MP_UNREACH_NLRI). The MP attributes always use the 2-octet Extended Length form, so the
-//! size of a message is exactly predictable from its prefixes.
+//! A peer's Adj-RIB-Out is not a copy of what was sent: per family it is a bitset of the
+//! slots advertised and a bitset of the slots changed since their last export (RFC 4271 §3.2
+//! lets an implementation compute it on demand). Staging takes up to `STAGE_CHUNK` changed
+//! slots at a time, in slot order (prefixes of one received UPDATE sit next to each other),
+//! exports each (rules in `export.rs`, then the policy hook; the default rules memoised per
+//! attribute set), and groups the results by outgoing attribute set. Each group's path
+//! attributes are encoded once, straight from the interned set's wire bytes; messages are
+//! then cut from a group on demand, each carrying as many prefixes as the negotiated maximum
+//! message size allows (IPv4 in the NLRI field, IPv6 in MP_REACH_NLRI put first), and
+//! withdrawals likewise (Withdrawn Routes / MP_UNREACH_NLRI). The MP attributes always use the
+//! 2-octet Extended Length form, so the size of a message is exactly predictable from its
+//! prefixes. Staging in bounded chunks keeps the memory of a full-table dump per peer small.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
 use crate::wire::{
-    flag, Attr, AttrValue, Context, Family, Message, MpNlri, MpReach, MpUnreach, NextHop, Nlri,
-    RefreshSubtype, RouteRefresh, Update,
+    attr_type, flag, Attr, AttrValue, Context, Family, Message, MpNlri, MpReach, MpUnreach,
+    NextHop, RefreshSubtype, RouteRefresh, Update,
 };
 
 use super::attrs::{FastHash, PathAttrs, RouteNextHop};
-use super::core::{facts, Fam, PeerSlot, Rib};
+use super::core::{facts, try_free, Fam, PeerSlot, Rib};
 use super::export::{export, Source, Target};
 use super::table::{P4, P6};
-use super::{ExportAction, PeerId, RibError};
+use super::{Advertised, ExportAction, PeerId, RibError};
+
+/// Changed slots exported per staging pass.
+const STAGE_CHUNK: usize = 32 * 1024;
+
+/// The fixed part of the UPDATEs of one group: the encoded path attributes, and where the
+/// prefixes go.
+pub(crate) struct Head {
+    attrs: Vec<u8>,
+    /// Offset in `attrs` of the MP_REACH_NLRI / MP_UNREACH_NLRI attribute (Extended Length
+    /// form) whose value the prefixes end; `None`: IPv4, prefixes in the NLRI or Withdrawn
+    /// Routes field.
+    mp_at: Option<usize>,
+    /// IPv4 withdrawals: prefixes in the Withdrawn Routes field.
+    withdrawn_field: bool,
+}
 
 /// Messages queued toward a peer, cut into UPDATEs when pulled.
 pub(crate) enum Pending {
     Msg(Message),
-    Announce {
-        family: Family,
-        attrs: Arc<PathAttrs>,
-        prefixes: Vec<Nlri>,
+    Routes {
+        head: Head,
+        /// Encoded prefixes (with path ids when `add_path`).
+        nlri: Vec<u8>,
         next: usize,
-    },
-    Withdraw {
-        family: Family,
-        prefixes: Vec<Nlri>,
-        next: usize,
+        add_path: bool,
     },
 }
 
@@ -48,7 +64,20 @@ fn next_hop_attr(nh: Option<RouteNextHop>) -> Option<NextHop> {
     })
 }
 
-/// The UPDATE for `attrs` with no prefixes yet, as it will be encoded toward this peer.
+fn mp_reach(family: Family, attrs: &PathAttrs) -> Attr {
+    Attr {
+        flags: flag::OPTIONAL | flag::EXTENDED_LENGTH,
+        value: AttrValue::MpReach(MpReach {
+            family,
+            next_hop: next_hop_attr(attrs.next_hop())
+                .unwrap_or(NextHop::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            nlri: MpNlri::Prefixes(Vec::new()),
+        }),
+    }
+}
+
+/// The UPDATE for `attrs` with no prefixes yet, as decoded values (the slow path: 2-octet AS
+/// peers, and the reference the fast path is tested against).
 pub(crate) fn announce_template(family: Family, attrs: &PathAttrs, four_octet: bool) -> Update {
     let mut list = attrs.attrs();
     let mut u = if family == Family::IPV4_UNICAST {
@@ -62,15 +91,7 @@ pub(crate) fn announce_template(family: Family, attrs: &PathAttrs, four_octet: b
         }
     } else {
         let mut all = Vec::with_capacity(list.len() + 1);
-        all.push(Attr {
-            flags: flag::OPTIONAL | flag::EXTENDED_LENGTH,
-            value: AttrValue::MpReach(MpReach {
-                family,
-                next_hop: next_hop_attr(attrs.next_hop())
-                    .unwrap_or(NextHop::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-                nlri: MpNlri::Prefixes(Vec::new()),
-            }),
-        });
+        all.push(mp_reach(family, attrs));
         all.extend(list);
         Update {
             attrs: all,
@@ -83,7 +104,7 @@ pub(crate) fn announce_template(family: Family, attrs: &PathAttrs, four_octet: b
     u
 }
 
-pub(crate) fn withdraw_template(family: Family) -> Update {
+fn withdraw_template(family: Family) -> Update {
     if family == Family::IPV4_UNICAST {
         return Update::default();
     }
@@ -99,99 +120,185 @@ pub(crate) fn withdraw_template(family: Family) -> Update {
     }
 }
 
-fn encoded_len(m: &Message, cx: &Context) -> Option<usize> {
-    let mut b = BytesMut::new();
-    m.encode(cx, &mut b).ok()?;
-    Some(b.len())
+/// Walk encoded path attributes: (offset, type code, total length) of each.
+fn attr_spans(b: &[u8]) -> impl Iterator<Item = (usize, u8, usize)> + '_ {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let flags = *b.get(pos)?;
+        let ty = *b.get(pos + 1)?;
+        let (hdr, len) = if flags & flag::EXTENDED_LENGTH != 0 {
+            (
+                4,
+                usize::from(u16::from_be_bytes([*b.get(pos + 2)?, *b.get(pos + 3)?])),
+            )
+        } else {
+            (3, usize::from(*b.get(pos + 2)?))
+        };
+        let at = pos;
+        pos += hdr + len;
+        (pos <= b.len()).then_some((at, ty, hdr + len))
+    })
 }
 
-/// Put `chunk` into the template's NLRI (IPv4: NLRI / Withdrawn field; else the MP attribute).
-fn fill(mut u: Update, family: Family, chunk: Vec<Nlri>, withdraw: bool) -> Update {
+/// The encoded path attributes of `u` (the template of an UPDATE without prefixes).
+fn head_of(u: &Update, cx: &Context, family: Family, withdraw: bool) -> Option<Head> {
+    let mut b = BytesMut::new();
+    Message::Update(u.clone()).encode(cx, &mut b).ok()?;
+    // Header (19), Withdrawn Routes Length (2, zero here), Total Path Attribute Length (2).
+    let attrs = b.get(23..)?.to_vec();
+    let mp_code = if withdraw {
+        attr_type::MP_UNREACH_NLRI
+    } else {
+        attr_type::MP_REACH_NLRI
+    };
+    let mp_at = if family == Family::IPV4_UNICAST {
+        None
+    } else {
+        let (at, _, _) = attr_spans(&attrs).find(|(_, t, _)| *t == mp_code)?;
+        (attrs[at] & flag::EXTENDED_LENGTH != 0).then_some(at)?;
+        Some(at)
+    };
+    Some(Head {
+        attrs,
+        mp_at,
+        withdrawn_field: withdraw && family == Family::IPV4_UNICAST,
+    })
+}
+
+/// The head of the announcements of `attrs` toward a peer. On 4-octet-AS sessions it is
+/// spliced from the set's stored wire bytes (no decoding): NEXT_HOP inserted in type order
+/// for IPv4, MP_REACH_NLRI put first for IPv6.
+pub(crate) fn announce_head(
+    family: Family,
+    attrs: &PathAttrs,
+    cx: &Context,
+    four_octet: bool,
+) -> Option<Head> {
+    if !four_octet {
+        return head_of(&announce_template(family, attrs, false), cx, family, false);
+    }
+    let wire = attrs.wire();
+    let mut out = BytesMut::with_capacity(wire.len() + 48);
     if family == Family::IPV4_UNICAST {
-        if withdraw {
-            u.withdrawn = chunk;
-        } else {
-            u.nlri = chunk;
-        }
-        return u;
+        let Some(RouteNextHop::V4(nh)) = attrs.next_hop() else {
+            out.put_slice(wire);
+            return Some(Head {
+                attrs: out.to_vec(),
+                mp_at: None,
+                withdrawn_field: false,
+            });
+        };
+        let at = attr_spans(wire)
+            .find(|(_, t, _)| *t > attr_type::NEXT_HOP)
+            .map_or(wire.len(), |(at, _, _)| at);
+        out.put_slice(&wire[..at]);
+        Attr::new(AttrValue::NextHop(nh))
+            .encode(cx, &mut out)
+            .ok()?;
+        out.put_slice(&wire[at..]);
+        return Some(Head {
+            attrs: out.to_vec(),
+            mp_at: None,
+            withdrawn_field: false,
+        });
     }
-    for a in &mut u.attrs {
-        match &mut a.value {
-            AttrValue::MpReach(m) if !withdraw => m.nlri = MpNlri::Prefixes(chunk),
-            AttrValue::MpUnreach(m) if withdraw => m.withdrawn = MpNlri::Prefixes(chunk),
-            _ => continue,
-        }
-        break;
-    }
-    u
+    mp_reach(family, attrs).encode(cx, &mut out).ok()?;
+    out.put_slice(wire);
+    Some(Head {
+        attrs: out.to_vec(),
+        mp_at: Some(0),
+        withdrawn_field: false,
+    })
+}
+
+fn withdraw_head(family: Family, cx: &Context) -> Option<Head> {
+    head_of(&withdraw_template(family), cx, family, true)
+}
+
+/// Length of the encoded prefix at `pos` of an NLRI byte list.
+fn nlri_len(b: &[u8], pos: usize, add_path: bool) -> usize {
+    let off = if add_path { 4 } else { 0 };
+    let bits = b.get(pos + off).copied().unwrap_or(0);
+    off + 1 + usize::from(bits).div_ceil(8)
 }
 
 impl Pending {
-    /// Cut the next message. `None` when this item is used up.
-    fn cut(&mut self, cx: &Context, four_octet: bool) -> Option<Message> {
-        let (family, template, prefixes, next, withdraw) = match self {
-            Pending::Msg(_) => {
-                let m = std::mem::replace(
-                    self,
-                    Pending::Withdraw {
-                        family: Family::IPV4_UNICAST,
-                        prefixes: Vec::new(),
-                        next: 0,
-                    },
-                );
-                return match m {
-                    Pending::Msg(m) => Some(m),
-                    _ => None,
-                };
-            }
-            Pending::Announce {
-                family,
-                attrs,
-                prefixes,
-                next,
-            } => (
-                *family,
-                announce_template(*family, attrs, four_octet),
-                prefixes,
-                next,
-                false,
-            ),
-            Pending::Withdraw {
-                family,
-                prefixes,
-                next,
-            } => (*family, withdraw_template(*family), prefixes, next, true),
+    /// Append the next message to `out`; its length, or `None` when this item is used up.
+    fn cut_into(&mut self, cx: &Context, out: &mut BytesMut) -> Option<usize> {
+        let Pending::Routes {
+            head,
+            nlri,
+            next,
+            add_path,
+        } = self
+        else {
+            return None;
         };
-        if *next >= prefixes.len() {
+        if *next >= nlri.len() {
             return None;
         }
         let max = cx.max_message_len();
-        let add_path = cx.add_path(family);
-        let fixed = encoded_len(&Message::Update(template.clone()), cx).unwrap_or(usize::MAX);
+        let fixed = 19 + 2 + 2 + head.attrs.len();
         let mut size = fixed;
         let mut end = *next;
-        while end < prefixes.len() {
-            let l = prefixes[end].encoded_len(add_path);
-            if size.saturating_add(l) > max {
+        while end < nlri.len() {
+            let l = nlri_len(nlri, end, *add_path);
+            if size.saturating_add(l) > max || end + l > nlri.len() {
                 break;
             }
             size += l;
-            end += 1;
+            end += l;
         }
         if end == *next {
-            // The attributes alone leave no room for a prefix (or do not encode): these
-            // routes cannot be sent to this peer.
-            *next = prefixes.len();
+            // The attributes alone leave no room for a prefix: these routes cannot be sent
+            // to this peer.
+            *next = nlri.len();
             return None;
         }
-        let chunk = prefixes[*next..end].to_vec();
+        let chunk = &nlri[*next..end];
         *next = end;
-        Some(Message::Update(fill(template, family, chunk, withdraw)))
+        out.reserve(size);
+        out.put_slice(&[0xff; 16]);
+        out.put_u16(size as u16);
+        out.put_u8(2);
+        if head.withdrawn_field {
+            out.put_u16(chunk.len() as u16);
+            out.put_slice(chunk);
+            out.put_u16(0);
+            return Some(size);
+        }
+        out.put_u16(0);
+        match head.mp_at {
+            None => {
+                out.put_u16(head.attrs.len() as u16);
+                out.put_slice(&head.attrs);
+                out.put_slice(chunk);
+            }
+            Some(at) => {
+                out.put_u16((head.attrs.len() + chunk.len()) as u16);
+                let a = &head.attrs;
+                let len = usize::from(u16::from_be_bytes([a[at + 2], a[at + 3]]));
+                let end_attr = at + 4 + len;
+                out.put_slice(&a[..at + 2]);
+                out.put_u16((len + chunk.len()) as u16);
+                out.put_slice(&a[at + 4..end_attr]);
+                out.put_slice(chunk);
+                out.put_slice(&a[end_attr..]);
+            }
+        }
+        Some(size)
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Pending::Msg(_) => false,
+            Pending::Routes { nlri, next, .. } => *next >= nlri.len(),
+        }
     }
 }
 
 /// Export of one route toward one peer, with memoisation of the default rules per
-/// (attribute set, source kind) within one staging pass.
+/// (attribute set, source kind) within one pass.
 struct Exporter<'a> {
     target: Target,
     target_id: u16,
@@ -204,7 +311,7 @@ struct Exporter<'a> {
 impl Exporter<'_> {
     fn export(
         &mut self,
-        interner: &mut super::Interner,
+        intern: &mut dyn FnMut(PathAttrs) -> Arc<PathAttrs>,
         prefix: ipnet::IpNet,
         attrs: &Arc<PathAttrs>,
         src_peer: u16,
@@ -217,7 +324,7 @@ impl Exporter<'_> {
         let out = match self.memo.get(&key) {
             Some(o) => o.clone(),
             None => {
-                let o = export(attrs, src, &self.target, self.v6).map(|p| interner.intern(p));
+                let o = export(attrs, src, &self.target, self.v6).map(&mut *intern);
                 self.memo.insert(key, o.clone());
                 o
             }
@@ -229,9 +336,7 @@ impl Exporter<'_> {
         match policy.export(PeerId(self.target_id), prefix, &list) {
             ExportAction::Accept => Some(out),
             ExportAction::Reject => None,
-            ExportAction::Replace(new) => {
-                Some(interner.intern(PathAttrs::new(&new, out.next_hop())))
-            }
+            ExportAction::Replace(new) => Some(intern(PathAttrs::new(&new, out.next_hop()))),
         }
     }
 }
@@ -249,62 +354,52 @@ fn target_of(slot: &PeerSlot, default_local_pref: u32) -> Option<Target> {
     })
 }
 
-/// Group (prefix, attrs) pairs by attribute set, groups ordered by their first prefix.
-fn group(items: Vec<(Nlri, Arc<PathAttrs>)>, family: Family) -> Vec<Pending> {
-    let mut index: HashMap<usize, usize, FastHash> = HashMap::with_hasher(FastHash::new());
-    let mut groups: Vec<(Arc<PathAttrs>, Vec<Nlri>)> = Vec::new();
-    for (n, a) in items {
-        let k = Arc::as_ptr(&a) as usize;
-        let i = *index.entry(k).or_insert_with(|| {
-            groups.push((a.clone(), Vec::new()));
-            groups.len() - 1
-        });
-        groups[i].1.push(n);
-    }
-    groups
-        .into_iter()
-        .map(|(attrs, prefixes)| Pending::Announce {
-            family,
-            attrs,
-            prefixes,
-            next: 0,
+fn sources_of(peers: &[Option<PeerSlot>]) -> Vec<Option<Source>> {
+    (0..peers.len())
+        .map(|i| {
+            let f = facts(peers, i as u16);
+            peers[i].as_ref().map(|_| {
+                if f.local {
+                    Source::Local
+                } else if f.ebgp {
+                    Source::Ebgp
+                } else {
+                    Source::Ibgp
+                }
+            })
         })
         .collect()
 }
 
 impl Rib {
-    /// Export the dirty prefixes of family `K` toward `id` into its queue. Returns whether
-    /// anything was queued.
-    fn stage_dirty<K: Fam>(&mut self, id: PeerId) -> bool {
+    /// Export up to `STAGE_CHUNK` changed slots of family `K` toward `id` into its queue.
+    /// Returns whether any slot was taken.
+    fn stage_chunk<K: Fam>(&mut self, id: PeerId) -> bool {
         let default_lp = self.cfg.decision.default_local_pref;
-        let sources: Vec<Option<Source>> = (0..self.peers.len())
-            .map(|i| {
-                let f = facts(&self.peers, i as u16);
-                self.peers[i].as_ref().map(|_| {
-                    if f.local {
-                        Source::Local
-                    } else if f.ebgp {
-                        Source::Ebgp
-                    } else {
-                        Source::Ibgp
-                    }
-                })
-            })
-            .collect();
-        let Some(Some(slot)) = self.peers.get_mut(usize::from(id.0)) else {
+        let sources = sources_of(&self.peers);
+        let Rib {
+            tables,
+            peers,
+            interner,
+            ..
+        } = self;
+        let Some(Some(slot)) = peers.get_mut(usize::from(id.0)) else {
             return false;
         };
         let Some(target) = target_of(slot, default_lp) else {
             return false;
         };
-        let out = K::out(&mut slot.outs);
-        if out.dirty.is_empty() {
+        let Some(session) = slot.session.as_ref() else {
+            return false;
+        };
+        let cx = session.encode.clone();
+        let four_octet = session.four_octet_as;
+        let add_path = cx.add_path(K::FAMILY);
+        let mut taken = Vec::new();
+        K::out(&mut slot.outs).dirty.take(STAGE_CHUNK, &mut taken);
+        if taken.is_empty() {
             return false;
         }
-        let mut dirty: Vec<K> = out.dirty.drain().collect();
-        // After an initial dump the set would otherwise keep a full table's capacity.
-        out.dirty.shrink_to(1024);
-        dirty.sort_unstable();
         let mut ex = Exporter {
             target,
             target_id: id.0,
@@ -313,119 +408,131 @@ impl Rib {
             memo: HashMap::with_hasher(FastHash::new()),
             policy: slot.policy.as_deref(),
         };
-        let table = K::table_ref(&self.tables);
         let out = K::out(&mut slot.outs);
-        let mut announce = Vec::new();
+        let table = K::table_ref(tables);
+        let mut intern = |p: PathAttrs| interner.intern(p);
+        let mut index: HashMap<usize, usize, FastHash> = HashMap::with_hasher(FastHash::new());
+        let mut groups: Vec<(Arc<PathAttrs>, Vec<u8>)> = Vec::new();
         let mut withdraw = Vec::new();
-        for k in dirty {
-            let new = table.map.get(&k).and_then(|e| {
-                ex.export(&mut self.interner, k.to_net(), &e.first.attrs, e.first.peer)
-            });
-            let n = Nlri {
-                prefix: k.to_net(),
-                path_id: None,
+        let mut zombies = Vec::new();
+        for &i in &taken {
+            let s = &table.slots[i as usize];
+            let new = match &s.entry {
+                Some(e) => ex.export(&mut intern, s.key.to_net(), &e.first.attrs, e.first.peer),
+                None => {
+                    zombies.push(i);
+                    None
+                }
             };
-            match (new, out.sent.get(&k)) {
-                (Some(a), Some(prev)) if Arc::ptr_eq(&a, prev) => {}
-                (Some(a), _) => {
-                    out.sent.insert(k, a.clone());
-                    announce.push((n, a));
+            match new {
+                Some(a) => {
+                    out.adv.set(i);
+                    let g = *index.entry(Arc::as_ptr(&a) as usize).or_insert_with(|| {
+                        groups.push((a.clone(), Vec::new()));
+                        groups.len() - 1
+                    });
+                    s.key.put_nlri(add_path, &mut groups[g].1);
                 }
-                (None, Some(_)) => {
-                    out.sent.remove(&k);
-                    withdraw.push(n);
+                None => {
+                    if out.adv.clear(i) {
+                        s.key.put_nlri(add_path, &mut withdraw);
+                    }
                 }
-                (None, None) => {}
             }
         }
-        let queued = !announce.is_empty() || !withdraw.is_empty();
         if !withdraw.is_empty() {
-            slot.queue.push_back(Pending::Withdraw {
-                family: K::FAMILY,
-                prefixes: withdraw,
-                next: 0,
-            });
+            if let Some(head) = withdraw_head(K::FAMILY, &cx) {
+                slot.queue.push_back(Pending::Routes {
+                    head,
+                    nlri: withdraw,
+                    next: 0,
+                    add_path,
+                });
+            }
         }
-        slot.queue.extend(group(announce, K::FAMILY));
-        queued
-    }
-
-    /// Queue a family's whole Adj-RIB-Out again (route refresh), inside BoRR/EoRR if enhanced.
-    fn stage_refresh<K: Fam>(&mut self, id: PeerId) -> bool {
-        let Some(Some(slot)) = self.peers.get_mut(usize::from(id.0)) else {
-            return false;
-        };
-        let Some(session) = slot.session.as_ref() else {
-            return false;
-        };
-        let enhanced = session.enhanced_route_refresh;
-        let out = K::out(&mut slot.outs);
-        if !out.refresh {
-            return false;
+        for (attrs, nlri) in groups {
+            if let Some(head) = announce_head(K::FAMILY, &attrs, &cx, four_octet) {
+                slot.queue.push_back(Pending::Routes {
+                    head,
+                    nlri,
+                    next: 0,
+                    add_path,
+                });
+            }
         }
-        out.refresh = false;
-        let mut items: Vec<(K, Arc<PathAttrs>)> =
-            out.sent.iter().map(|(k, a)| (*k, a.clone())).collect();
-        items.sort_unstable_by_key(|x| x.0);
-        let items = items
-            .into_iter()
-            .map(|(k, a)| {
-                (
-                    Nlri {
-                        prefix: k.to_net(),
-                        path_id: None,
-                    },
-                    a,
-                )
-            })
-            .collect();
-        let rr = |subtype| {
-            Pending::Msg(Message::RouteRefresh(RouteRefresh {
-                family: K::FAMILY,
-                subtype,
-            }))
-        };
-        if enhanced {
-            slot.queue.push_back(rr(RefreshSubtype::BoRR));
-        }
-        slot.queue.extend(group(items, K::FAMILY));
-        if enhanced {
-            slot.queue.push_back(rr(RefreshSubtype::EoRR));
+        for z in zombies {
+            try_free::<K>(&mut self.tables, &self.peers, z);
         }
         true
     }
 
-    fn queue_eor(&mut self, id: PeerId, family: Family) {
-        if let Some(Some(slot)) = self.peers.get_mut(usize::from(id.0)) {
-            if let Some(i) = slot.eor_pending.iter().position(|f| *f == family) {
-                slot.eor_pending.remove(i);
-                slot.queue
-                    .push_back(Pending::Msg(Message::Update(Update::end_of_rib(family))));
-            }
+    /// A route refresh request for `family`: re-export everything advertised, inside
+    /// BoRR/EoRR when enhanced route refresh was negotiated (RFC 7313 §4).
+    pub(crate) fn queue_refresh(&mut self, id: PeerId, family: Family, enhanced: bool) {
+        let Some(Some(slot)) = self.peers.get_mut(usize::from(id.0)) else {
+            return;
+        };
+        let out = if family == Family::IPV4_UNICAST {
+            &mut slot.outs.v4
+        } else {
+            &mut slot.outs.v6
+        };
+        let adv = out.adv.clone();
+        out.dirty.union_with(&adv);
+        if enhanced {
+            out.eorr_pending = true;
+            slot.queue
+                .push_back(Pending::Msg(Message::RouteRefresh(RouteRefresh {
+                    family,
+                    subtype: RefreshSubtype::BoRR,
+                })));
         }
     }
 
-    /// Fill the queue of `id` from its dirty sets, refresh requests and End-of-RIB markers.
+    /// End-of-RIB (initial dump) and EoRR (enhanced refresh) of a family whose changes are
+    /// all staged.
+    fn queue_family_done<K: Fam>(&mut self, id: PeerId) {
+        let Some(Some(slot)) = self.peers.get_mut(usize::from(id.0)) else {
+            return;
+        };
+        if let Some(i) = slot.eor_pending.iter().position(|f| *f == K::FAMILY) {
+            slot.eor_pending.remove(i);
+            slot.queue
+                .push_back(Pending::Msg(Message::Update(Update::end_of_rib(K::FAMILY))));
+        }
+        let out = K::out(&mut slot.outs);
+        if out.eorr_pending {
+            out.eorr_pending = false;
+            slot.queue
+                .push_back(Pending::Msg(Message::RouteRefresh(RouteRefresh {
+                    family: K::FAMILY,
+                    subtype: RefreshSubtype::EoRR,
+                })));
+        }
+    }
+
+    /// Fill the queue of `id`: the next chunk of changes (IPv4 first, its End-of-RIB once
+    /// all are staged, then IPv6), and End-of-RIB markers. Returns whether it made progress.
     fn stage(&mut self, id: PeerId) -> bool {
-        let mut any = false;
-        if self.stage_dirty::<P4>(id) {
-            any = true;
+        let Some(Some(slot)) = self.peers.get(usize::from(id.0)) else {
+            return false;
+        };
+        if !slot.outs.v4.dirty.is_empty() {
+            return self.stage_chunk::<P4>(id);
         }
-        self.queue_eor(id, Family::IPV4_UNICAST);
-        if self.stage_dirty::<P6>(id) {
-            any = true;
+        self.queue_family_done::<P4>(id);
+        if self.slot(id).is_ok_and(|s| !s.outs.v6.dirty.is_empty()) {
+            return self.stage_chunk::<P6>(id);
         }
-        self.queue_eor(id, Family::IPV6_UNICAST);
-        any |= self.stage_refresh::<P4>(id);
-        any |= self.stage_refresh::<P6>(id);
-        if let Some(Some(slot)) = self.peers.get_mut(usize::from(id.0)) {
-            for f in std::mem::take(&mut slot.eor_pending) {
-                slot.queue
-                    .push_back(Pending::Msg(Message::Update(Update::end_of_rib(f))));
-            }
-            any |= !slot.queue.is_empty();
+        self.queue_family_done::<P6>(id);
+        let Some(Some(slot)) = self.peers.get_mut(usize::from(id.0)) else {
+            return false;
+        };
+        for f in std::mem::take(&mut slot.eor_pending) {
+            slot.queue
+                .push_back(Pending::Msg(Message::Update(Update::end_of_rib(f))));
         }
-        any
+        !slot.queue.is_empty()
     }
 
     /// Whether `id` has messages to send (queued, or changes not exported yet).
@@ -435,37 +542,55 @@ impl Rib {
                 && (!s.queue.is_empty()
                     || !s.outs.v4.dirty.is_empty()
                     || !s.outs.v6.dirty.is_empty()
-                    || s.outs.v4.refresh
-                    || s.outs.v6.refresh
+                    || s.outs.v4.eorr_pending
+                    || s.outs.v6.eorr_pending
                     || !s.eor_pending.is_empty())
         })
     }
 
-    /// The next messages toward `id`: UPDATEs (packed), End-of-RIB markers and BoRR/EoRR,
-    /// stopping after the message that brings the total to `budget` bytes or more (at least
-    /// one message when any is pending). Encode each with the session's encode context.
-    pub fn next_messages(&mut self, id: PeerId, budget: usize) -> Result<Vec<Message>, RibError> {
+    /// The next messages toward `id`, encoded with the session's encode context and appended
+    /// to `out`: UPDATEs (packed), End-of-RIB markers and BoRR/EoRR, stopping after the
+    /// message that brings the total to `budget` bytes or more (at least one message when
+    /// any is pending). Returns how many messages were appended.
+    pub fn next_encoded(
+        &mut self,
+        id: PeerId,
+        budget: usize,
+        out: &mut BytesMut,
+    ) -> Result<usize, RibError> {
         let slot = self.slot(id)?;
         let Some(session) = slot.session.as_ref() else {
             return Err(RibError::NotEstablished(id));
         };
         let cx = session.encode.clone();
-        let four_octet = session.four_octet_as;
-        let mut out = Vec::new();
         let mut used = 0usize;
+        let mut count = 0usize;
         while used < budget {
             let empty = self.slot(id).map_or(true, |s| s.queue.is_empty());
-            if empty && !self.stage(id) {
-                break;
+            if empty {
+                if !self.stage(id) {
+                    break;
+                }
+                continue;
             }
             let slot = self.slot_mut(id)?;
             let Some(front) = slot.queue.front_mut() else {
                 break;
             };
-            match front.cut(&cx, four_octet) {
-                Some(m) => {
-                    used += encoded_len(&m, &cx).unwrap_or(0);
-                    out.push(m);
+            if let Pending::Msg(m) = front {
+                let at = out.len();
+                // End-of-RIB and ROUTE-REFRESH always encode.
+                if m.encode(&cx, out).is_ok() {
+                    used += out.len() - at;
+                    count += 1;
+                }
+                slot.queue.pop_front();
+                continue;
+            }
+            match front.cut_into(&cx, out) {
+                Some(n) => {
+                    used += n;
+                    count += 1;
                 }
                 None => {
                     slot.queue.pop_front();
@@ -478,17 +603,178 @@ impl Rib {
                 slot.queue.pop_front();
             }
         }
-        Ok(out)
+        Ok(count)
+    }
+
+    /// Like [`Rib::next_encoded`], decoded: the messages as values (for tests and tools; a
+    /// runtime writes `next_encoded`'s bytes).
+    pub fn next_messages(&mut self, id: PeerId, budget: usize) -> Result<Vec<Message>, RibError> {
+        let mut buf = BytesMut::new();
+        self.next_encoded(id, budget, &mut buf)?;
+        let cx = self
+            .slot(id)?
+            .session
+            .as_ref()
+            .map(|s| s.encode.clone())
+            .unwrap_or_default();
+        let mut msgs = Vec::new();
+        let mut pos = 0;
+        while pos + 19 <= buf.len() {
+            let len = usize::from(u16::from_be_bytes([buf[pos + 16], buf[pos + 17]]));
+            if len < 19 || pos + len > buf.len() {
+                break;
+            }
+            // Our own encoding: it decodes.
+            if let Ok(m) = Message::decode(&buf[pos..pos + len], &cx) {
+                msgs.push(m);
+            }
+            pos += len;
+        }
+        Ok(msgs)
+    }
+
+    fn advertised_of<K: Fam>(&self, id: PeerId, slot: &PeerSlot) -> Vec<Advertised> {
+        let Some(target) = target_of(slot, self.cfg.decision.default_local_pref) else {
+            return Vec::new();
+        };
+        let mut ex = Exporter {
+            target,
+            target_id: id.0,
+            v6: K::V6,
+            sources: sources_of(&self.peers),
+            memo: HashMap::with_hasher(FastHash::new()),
+            policy: slot.policy.as_deref(),
+        };
+        let table = K::table_ref(&self.tables);
+        let mut intern = |p: PathAttrs| Arc::new(p);
+        let mut v: Vec<(K, Advertised)> = Vec::new();
+        for i in K::out_ref(&slot.outs).adv.iter() {
+            let Some(s) = table.slots.get(i as usize) else {
+                continue;
+            };
+            let Some(e) = &s.entry else {
+                continue; // withdrawal queued
+            };
+            let prefix = s.key.to_net();
+            if let Some(attrs) = ex.export(&mut intern, prefix, &e.first.attrs, e.first.peer) {
+                v.push((s.key, Advertised { prefix, attrs }));
+            }
+        }
+        v.sort_by_key(|x| x.0);
+        v.into_iter().map(|x| x.1).collect()
+    }
+
+    /// The Adj-RIB-Out of a peer in `family`, sorted: the prefixes announced (or queued to
+    /// be), with the attributes of their current export.
+    pub fn advertised_routes(&self, id: PeerId, family: Family) -> Vec<Advertised> {
+        let Ok(slot) = self.slot(id) else {
+            return Vec::new();
+        };
+        match family {
+            Family::IPV4_UNICAST => self.advertised_of::<P4>(id, slot),
+            Family::IPV6_UNICAST => self.advertised_of::<P6>(id, slot),
+            _ => Vec::new(),
+        }
     }
 }
 
-impl Pending {
-    fn is_done(&self) -> bool {
-        match self {
-            Pending::Msg(_) => false,
-            Pending::Announce { prefixes, next, .. } | Pending::Withdraw { prefixes, next, .. } => {
-                *next >= prefixes.len()
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{AsPath, Community, LargeCommunity, Origin};
+
+    /// The fast head (spliced from the stored wire bytes) is byte for byte the encoding of
+    /// the decoded template, for IPv4 and IPv6, with an extended-length attribute, an
+    /// unknown transitive one and a link-local IPv6 next hop.
+    #[test]
+    fn spliced_head_matches_the_encoded_template() {
+        let long: Vec<Community> = (0..80).map(|i| Community::new(65000, i)).collect();
+        let attrs = vec![
+            Attr::new(AttrValue::Origin(Origin::Igp)),
+            Attr::new(AttrValue::AsPath(AsPath::sequence([
+                65000,
+                4_200_000_001,
+                7,
+            ]))),
+            Attr::new(AttrValue::MultiExitDisc(5)),
+            Attr::new(AttrValue::Communities(long)),
+            Attr::new(AttrValue::LargeCommunities(vec![LargeCommunity {
+                global: 1,
+                local1: 2,
+                local2: 3,
+            }])),
+            Attr::unknown(
+                flag::OPTIONAL | flag::TRANSITIVE | flag::PARTIAL,
+                99,
+                vec![1u8],
+            ),
+        ];
+        let cx = Context::modern();
+        let v4 = PathAttrs::new(&attrs, Some(RouteNextHop::V4("10.99.0.1".parse().unwrap())));
+        let v6 = PathAttrs::new(
+            &attrs,
+            Some(RouteNextHop::V6 {
+                global: "fd00:99::1".parse().unwrap(),
+                link_local: Some("fe80::1".parse().unwrap()),
+            }),
+        );
+        let origin_only = PathAttrs::new(&attrs[..1], Some(RouteNextHop::V4([1, 2, 3, 4].into())));
+        for (family, set) in [
+            (Family::IPV4_UNICAST, &v4),
+            (Family::IPV6_UNICAST, &v6),
+            (Family::IPV4_UNICAST, &origin_only),
+        ] {
+            let fast = announce_head(family, set, &cx, true).unwrap();
+            let slow = head_of(&announce_template(family, set, true), &cx, family, false).unwrap();
+            assert_eq!(fast.attrs, slow.attrs, "{family}");
+            assert_eq!(fast.mp_at, slow.mp_at, "{family}");
         }
+    }
+
+    /// A cut message decodes to the template with the prefixes filled in.
+    #[test]
+    fn cut_messages_decode_to_the_template_with_the_prefixes() {
+        let cx = Context {
+            four_octet_as: true,
+            add_path: vec![Family::IPV6_UNICAST],
+            extended_message: false,
+        };
+        let set = PathAttrs::new(
+            &[Attr::new(AttrValue::Origin(Origin::Egp))],
+            Some(RouteNextHop::V6 {
+                global: "fd00:99::1".parse().unwrap(),
+                link_local: None,
+            }),
+        );
+        let keys: Vec<P6> = (0..3u16)
+            .map(|i| {
+                let n: ipnet::IpNet = format!("2001:db8:{i:x}::/48").parse().unwrap();
+                <P6 as super::super::table::PrefixKey>::from_net(n).unwrap()
+            })
+            .collect();
+        let mut nlri = Vec::new();
+        for k in &keys {
+            super::super::table::PrefixKey::put_nlri(*k, true, &mut nlri);
+        }
+        let mut p = Pending::Routes {
+            head: announce_head(Family::IPV6_UNICAST, &set, &cx, true).unwrap(),
+            nlri,
+            next: 0,
+            add_path: true,
+        };
+        let mut out = BytesMut::new();
+        let n = p.cut_into(&cx, &mut out).unwrap();
+        assert_eq!(n, out.len());
+        assert!(p.is_done());
+        let Ok(Message::Update(u)) = Message::decode(&out, &cx) else {
+            panic!("does not decode: {out:?}");
+        };
+        let got: Vec<_> = u.mp_reach().unwrap().nlri.prefixes().to_vec();
+        let want: Vec<_> = keys
+            .iter()
+            .map(|k| crate::wire::Nlri::with_path_id(super::super::table::PrefixKey::to_net(*k), 0))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(u.origin(), Some(Origin::Egp));
     }
 }

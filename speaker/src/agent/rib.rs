@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bgp::fsm::DownReason;
 use bgp::rib::{self, Rib, RibConfig, RouteNextHop};
-use bgp::wire::{Context, Family, Message, Nlri, RouteRefresh, Update};
+use bgp::wire::{Context, Family, Nlri, RouteRefresh, Update};
 use bytes::BytesMut;
 use ipnet::IpNet;
 use tokio::sync::Notify;
@@ -257,23 +257,15 @@ impl RibHandle for AgentRib {
         let Some(s) = self.slots.get(peer) else {
             return;
         };
-        let msgs = {
-            let mut r = self.lock();
-            if !r.has_pending(s.id) {
-                return;
-            }
-            match r.next_messages(s.id, budget) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::debug!(peer = %s.address, "next_messages: {e}");
-                    return;
-                }
-            }
-        };
-        for m in msgs {
-            if let Err(e) = m.encode(cx, out) {
-                tracing::error!(peer = %s.address, "cannot encode {:?}: {e}", describe(&m));
-            }
+        // The RIB encodes with the session's context, which is `cx` (both come from the same
+        // negotiation): straight from the interned attribute bytes, no Message values.
+        let _ = cx;
+        let mut r = self.lock();
+        if !r.has_pending(s.id) {
+            return;
+        }
+        if let Err(e) = r.next_encoded(s.id, budget, out) {
+            tracing::debug!(peer = %s.address, "next_encoded: {e}");
         }
     }
 
@@ -282,13 +274,5 @@ impl RibHandle for AgentRib {
             .get(peer)
             .map(|s| s.waker.clone())
             .unwrap_or_else(|| Arc::new(Notify::new()))
-    }
-}
-
-fn describe(m: &Message) -> &'static str {
-    match m {
-        Message::Update(_) => "UPDATE",
-        Message::RouteRefresh(_) => "ROUTE-REFRESH",
-        _ => "message",
     }
 }
