@@ -479,3 +479,61 @@ fn raw_peer_over_max_prefixes_gets_cease_1() {
     });
     assert!(p.last_error.unwrap().contains("6/1"));
 }
+
+/// The GR Restart State bit in the OPEN the agent sends to a raw passive-side peer.
+fn restart_bit_in_open(agent: &Agent, peer: IpAddr, listen: SocketAddr) -> bool {
+    agent.wait_peer("agent up", Duration::from_secs(10), |p| p.state == "Active");
+    let mut s = connect_from(peer, listen);
+    let Message::Open(open) = read_msg(&mut s).unwrap() else {
+        panic!("no OPEN first")
+    };
+    let gr = open
+        .capabilities()
+        .find_map(|c| match c {
+            Capability::GracefulRestart(gr) => Some(gr.clone()),
+            _ => None,
+        })
+        .expect("graceful restart capability");
+    assert_eq!(gr.restart_time, 30);
+    gr.restart_state()
+}
+
+#[test]
+fn restart_bit_only_after_an_unclean_exit() {
+    let net = Net::new("grbit");
+    let (a, peer) = (net.ip(2), net.ip(3));
+    let port = net.port(a);
+    let listen = SocketAddr::new(a, port);
+    let ca = peer_config(
+        65001,
+        65002,
+        peer,
+        port,
+        a,
+        "10.0.0.1",
+        "  passive: true\n  graceful-restart: true\n  graceful-restart-time: 30s\n",
+    );
+    // A fresh start: nothing to recover, so no Restart State bit (RFC 4724 §3).
+    let mut agent = Agent::start(&net, "a", &ca, &[]);
+    assert!(
+        !restart_bit_in_open(&agent, peer, listen),
+        "R bit on a fresh start"
+    );
+    // kill -9: routers may hold our routes as stale, so the next start is a restart.
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    drop(agent);
+    let mut agent = Agent::start(&net, "a", &ca, &[]);
+    assert!(
+        restart_bit_in_open(&agent, peer, listen),
+        "no R bit after kill -9"
+    );
+    // A clean shutdown sent Cease to every peer: the next start is fresh again.
+    assert!(agent.terminate().success());
+    drop(agent);
+    let agent = Agent::start(&net, "a", &ca, &[]);
+    assert!(
+        !restart_bit_in_open(&agent, peer, listen),
+        "R bit after a clean stop"
+    );
+}

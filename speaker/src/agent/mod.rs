@@ -47,6 +47,7 @@ pub fn peer_spec(
     p: &PeerConfig,
     router_id: Ipv4Addr,
     retry: Option<bgp::fsm::Backoff>,
+    restarting: bool,
 ) -> PeerSpec {
     let mut fsm = bgp::fsm::Config::new(p.my_asn, p.peer_asn, p.router_id.unwrap_or(router_id));
     fsm.hold_time = u16::try_from(p.hold_time.as_secs()).unwrap_or(u16::MAX);
@@ -62,9 +63,9 @@ pub fn peer_spec(
         restart_time: u16::try_from(gr.restart_time.as_secs())
             .unwrap_or(4095)
             .min(4095),
-        // A starting agent is a restarting speaker: routers that kept our routes as stale
-        // wait for our End-of-RIB, and the datapath kept forwarding meanwhile.
-        restarting: true,
+        // RFC 4724 §3: the Restart State bit says we restarted, so routers that kept our
+        // routes as stale wait for our End-of-RIB; the node kept forwarding meanwhile.
+        restarting,
         forwarding_preserved: true,
     });
     PeerSpec {
@@ -195,7 +196,10 @@ impl ApiSource for AgentState {
 }
 
 /// Load and check the config, resolve the peers this node runs.
-pub fn load(opts: &AgentOptions) -> anyhow::Result<(Config, Vec<PeerSpec>, Vec<Option<u32>>)> {
+pub fn load(
+    opts: &AgentOptions,
+    restart: &RestartMarker,
+) -> anyhow::Result<(Config, Vec<PeerSpec>, Vec<Option<u32>>)> {
     let Some(path) = &opts.config else {
         // No BGP: no peers, never listen.
         let cfg = Config {
@@ -233,15 +237,53 @@ pub fn load(opts: &AgentOptions) -> anyhow::Result<(Config, Vec<PeerSpec>, Vec<O
                 p.peer_address
             );
         };
-        specs.push(peer_spec(i, p, rid, opts.retry));
+        specs.push(peer_spec(i, p, rid, opts.retry, restart.restarted));
         limits.push(p.max_prefixes);
     }
     Ok((cfg, specs, limits))
 }
 
+/// Whether this start is a restart in the RFC 4724 sense. A marker file beside the API socket
+/// (normally under /run, so a reboot clears it) exists while an agent runs and is removed by a
+/// clean shutdown, which sent every peer a Cease and so ended graceful restart there. Finding
+/// it at start means the previous agent died (kill -9, crash, OOM) while routers may still
+/// hold our routes as stale: only then do we set the Restart State bit.
+pub struct RestartMarker {
+    path: PathBuf,
+    pub restarted: bool,
+}
+
+impl RestartMarker {
+    pub fn acquire(socket: &std::path::Path) -> anyhow::Result<RestartMarker> {
+        let mut name = socket.as_os_str().to_owned();
+        name.push(".running");
+        let path = PathBuf::from(name);
+        let restarted = path.exists();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, std::process::id().to_string())
+            .with_context(|| format!("writing restart marker {}", path.display()))?;
+        if restarted {
+            tracing::info!(
+                "{} was left by an agent that did not shut down cleanly: graceful restart \
+                 (Restart State bit) toward peers that support it",
+                path.display()
+            );
+        }
+        Ok(RestartMarker { path, restarted })
+    }
+
+    /// After a clean shutdown: the next start is a fresh start.
+    pub fn release(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
-    let (cfg, specs, limits) = load(&opts)?;
+    let restart = RestartMarker::acquire(&opts.socket)?;
+    let (cfg, specs, limits) = load(&opts, &restart)?;
     let rib_peers: Vec<RibPeer> = specs
         .iter()
         .zip(&limits)
@@ -323,6 +365,7 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     api.abort();
     rib_timer.abort();
     let _ = std::fs::remove_file(&opts.socket);
+    restart.release();
     if let Some(d) = &opts.datapath {
         // On purpose: the pinned programs and maps keep serving until the next agent adopts
         // them (`bgplane datapath unload` removes them).
