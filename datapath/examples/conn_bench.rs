@@ -14,8 +14,10 @@
 //! endpoints are addresses nobody answers on (they are never dialled).
 //!
 //! Each mode gets its own set of fresh namespaces (names carry this process's id), built and
-//! programmed before any measurement, so measurements of the modes are interleaved: round r
-//! measures no-lb, iptables, bgplane in turn, and the table shows the median of the rounds.
+//! programmed before any measurement, so measurements of the modes are interleaved: each round
+//! measures every mode once, starting one mode later than the round before, and the table shows
+//! the median of the rounds and, per mode, the median of its rate over the same round's no-lb
+//! rate.
 //! Everything (nginx by PID, namespaces by name, the bpffs mount, the temp dir) is removed on
 //! exit, on error and on Ctrl-C.
 //!
@@ -23,7 +25,7 @@
 //! client .2); backend link 10.99.251.0/24 (node .1, nginx on .2-.11); VIP of service i:
 //! 10.99.(1 + i/256).(i%256):80; fake endpoints in 10.99.128.0/17 (ports 1024+).
 //!
-//!     datapath/bench/conn-bench.sh [-- --services 1,1000,10000,30000 --secs 5 --rounds 3]
+//!     datapath/bench/conn-bench.sh [-- --services 1,1000,10000,30000 --secs 3 --rounds 5]
 //!
 //! Needs root, ab (apache2-utils) and nginx; the wrapper script installs them if missing.
 
@@ -47,6 +49,10 @@ const MAX_SERVICES: u32 = 127 * 256;
 const NODE_CLIENT_IP: &str = "10.99.250.1";
 const CLIENT_IP: &str = "10.99.250.2";
 const NODE_BACKEND_IP: &str = "10.99.251.1";
+
+/// ab and nginx run at a raised priority so other work on the (2-core) machine disturbs the
+/// measurement less; the same for every mode.
+const NICE: &str = "-n-10";
 
 type Res<T> = Result<T, String>;
 
@@ -91,8 +97,8 @@ struct Args {
 }
 
 fn usage() -> String {
-    "conn_bench [--services 1,1000,10000,30000] [--modes no-lb,iptables,bgplane] [--secs 5] \
-     [--warmup 1] [--rounds 3] [--concurrency 16] [--iptables-restore iptables-legacy-restore] [--snat]"
+    "conn_bench [--services 1,1000,10000,30000] [--modes no-lb,iptables,bgplane] [--secs 3] \
+     [--warmup 1] [--rounds 5] [--concurrency 16] [--iptables-restore iptables-legacy-restore] [--snat]"
         .to_string()
 }
 
@@ -100,9 +106,9 @@ fn parse_args() -> Res<Args> {
     let mut a = Args {
         services: vec![1, 1000, 10000, 30000],
         modes: vec![Mode::NoLb, Mode::Iptables, Mode::Bgplane],
-        secs: 5,
+        secs: 3,
         warmup: 1,
-        rounds: 3,
+        rounds: 5,
         concurrency: 16,
         restore: "iptables-legacy-restore".into(),
         snat: false,
@@ -439,9 +445,9 @@ impl Lab {
         let log = std::fs::File::create(self.dir.join("nginx.out"))
             .map_err(|e| format!("nginx log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("nginx log: {e}"))?;
-        // `ip netns exec` execs nginx, so the child PID is nginx's.
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.backend, "nginx", "-e"])
+        // `nice` and `ip netns exec` both exec, so the child PID is nginx's.
+        let child = Command::new("nice")
+            .args([NICE, "ip", "netns", "exec", &self.backend, "nginx", "-e"])
             .arg(self.dir.join("error.log"))
             .arg("-c")
             .arg(&path)
@@ -541,8 +547,19 @@ impl Lab {
     /// One `ab` run of `secs` seconds without keep-alive.
     fn ab(&self, n: u32, secs: u32, concurrency: u32) -> Res<AbResult> {
         let url = format!("http://{}/", self.target(n));
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.client, "ab", "-q", "-r", "-s", "5"])
+        let out = Command::new("nice")
+            .args([
+                NICE,
+                "ip",
+                "netns",
+                "exec",
+                &self.client,
+                "ab",
+                "-q",
+                "-r",
+                "-s",
+                "5",
+            ])
             .args(["-c", &concurrency.to_string(), "-t", &secs.to_string()])
             // -t implies -n 50000; a later -n lifts that so the time limit decides.
             .args(["-n", "100000000", &url])
@@ -622,7 +639,11 @@ fn run_n(n: u32, args: &Args, out: &mut Vec<Row>) -> Res<()> {
         })
         .collect();
     for r in 0..args.rounds {
-        for (lab, row) in labs.iter().zip(rows.iter_mut()) {
+        // Each round starts with the next mode, so a load that drifts during a round does
+        // not always fall on the same mode.
+        let m = labs.len();
+        for k in 0..m {
+            let (lab, row) = (&labs[(r + k) % m], &mut rows[(r + k) % m]);
             interrupted()?;
             if args.warmup > 0 {
                 lab.ab(n, args.warmup, args.concurrency)?;
@@ -662,20 +683,29 @@ fn print_table(rows: &[Row], args: &Args) {
     );
     let _ = writeln!(
         s,
-        "| services | mode | conn/s (median) | min - max | vs no-lb | errors | program |"
+        "| services | mode | conn/s (median) | min - max | vs no-lb (same round) | errors | program |"
     );
     let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---|");
     for r in rows {
         let ceiling = rows
             .iter()
             .find(|c| c.n == r.n && c.mode == Mode::NoLb)
-            .map(|c| median(&c.rps));
+            .filter(|c| !c.rps.is_empty());
         let med = median(&r.rps);
         let lo = r.rps.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = r.rps.iter().copied().fold(0.0, f64::max);
-        let rel = ceiling
-            .filter(|c| *c > 0.0)
-            .map_or("-".to_string(), |c| format!("{:.0}%", 100.0 * med / c));
+        // Each round's rate over the same round's no-lb rate (the rounds are interleaved, so
+        // this pairs measurements taken under the same machine load), median over rounds.
+        let rel = ceiling.map_or("-".to_string(), |c| {
+            let ratios: Vec<f64> = r
+                .rps
+                .iter()
+                .zip(&c.rps)
+                .filter(|(_, c)| **c > 0.0)
+                .map(|(x, c)| x / c)
+                .collect();
+            format!("{:.0}%", 100.0 * median(&ratios))
+        });
         let _ = writeln!(
             s,
             "| {} | {} | {:.0} | {:.0} - {:.0} | {} | {} | {} |",
