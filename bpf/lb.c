@@ -6,6 +6,8 @@
  *   allocated in the CT table) and sent straight out (FIB lookup + redirect), so their replies
  *   come back to this node, where lb_ingress reverses both translations.
  * - lb_egress: replies of backends on this node get their frontend restored as the source.
+ * Connection tracking (lib/conntrack.h) keeps TCP state and lifetimes per flow, and a direct
+ * connection that reuses the tuple of a finished load-balanced flow is left alone.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -67,6 +69,9 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		return -1;
 	p->sport = ports[0];
 	p->dport = ports[1];
+	if (p->proto == IPPROTO_TCP &&
+	    bpf_skb_load_bytes(skb, p->l4off + 13, &p->tcp_flags, sizeof(p->tcp_flags)))
+		return -1;
 	return 0;
 }
 
@@ -114,9 +119,10 @@ static __always_inline int fib_redirect(struct __sk_buff *skb, const struct pkt 
 	return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
 }
 
-/* Reverse NAT of a reply that matched a REPLY entry. */
-static __always_inline int rev_nat(struct __sk_buff *skb, struct pkt *p,
-				   const struct lb_ct_val *rev, int ingress)
+/* Reverse NAT of a reply that matched a REPLY entry; the flow's state is brought up to date
+ * in both of its entries first. */
+static __always_inline int rev_nat(struct __sk_buff *skb, struct pkt *p, struct lb_ct_val *rev,
+				   int ingress, __u64 now)
 {
 	union lb_addr vip, client;
 	__be16 vip_port = rev->vip_port_be, client_port = rev->nat_port_be;
@@ -124,6 +130,13 @@ static __always_inline int rev_nat(struct __sk_buff *skb, struct pkt *p,
 
 	if (snat && !ingress)
 		return TC_ACT_OK; /* SNATed replies come in, never go out, through here */
+	ct_touch(rev, p, LB_CT_REPLY, now);
+	if (pkt_is_fin_rst(p)) {
+		struct lb_ct_key fkey = {};
+
+		ct_fwd_key_of_reply(&fkey, p, rev);
+		ct_mark(&fkey, ct_seen_flags(p, LB_CT_REPLY), p->proto, now);
+	}
 	addr_copy(&vip, &rev->vip_addr);
 	addr_copy(&client, &rev->nat_addr);
 	if (snat) {
@@ -151,16 +164,44 @@ static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
 	__u32 svc_id = svc->svc_id, backend_id = 0;
 	__u64 now = bpf_ktime_get_ns();
 
-	fwd = ct_lookup(p, LB_CT_FWD);
-	if (fwd && fwd->svc_id == svc_id) {
+	fwd = ct_lookup(p, LB_CT_FWD, now);
+	/* A SYN on a closed flow opens a new one (Cilium's CT_REOPENED): selected afresh. */
+	if (fwd && fwd->svc_id == svc_id && !(pkt_is_syn(p) && ct_flags_closed(fwd->flags))) {
 		be = lb_backend_lookup(fwd->backend_id);
 		if (be) {
 			backend_id = fwd->backend_id;
+			ct_touch(fwd, p, LB_CT_FWD, now);
 			fv = *fwd;
 		}
 		/* A deleted backend's flow is reselected below, never blackholed. */
 	}
-	if (!be) {
+	if (be) {
+		struct lb_ct_val *rev;
+
+		/* The flow's REPLY entry: told about FIN/RST; put back if it went (LRU eviction,
+		 * or a direct datagram took the tuple) while the flow lives. */
+		if (fv.flags & LB_CT_F_SNAT)
+			ct_reply_key(&key, &be->addr, be->port_be, &fv.nat_addr, fv.nat_port_be,
+				     p->proto);
+		else
+			ct_reply_key(&key, &be->addr, be->port_be, &p->saddr, p->sport, p->proto);
+		rev = bpf_map_lookup_elem(&lb_ct_v3, &key);
+		if (rev && pkt_is_fin_rst(p)) {
+			ct_mark(&key, ct_seen_flags(p, LB_CT_FWD), p->proto, now);
+		} else if (!rev && !ct_flags_closed(fv.flags)) {
+			rv = fv;
+			addr_copy(&rv.vip_addr, &p->daddr);
+			rv.vip_port_be = p->dport;
+			if (fv.flags & LB_CT_F_SNAT) {
+				addr_copy(&rv.nat_addr, &p->saddr);
+				rv.nat_port_be = p->sport;
+			} else {
+				__builtin_memset(&rv.nat_addr, 0, sizeof(rv.nat_addr));
+				rv.nat_port_be = 0;
+			}
+			bpf_map_update_elem(&lb_ct_v3, &key, &rv, BPF_NOEXIST);
+		}
+	} else {
 		struct lb_affinity_key akey = {};
 
 		if (svc->flags & LB_SVC_F_AFFINITY) {
@@ -192,7 +233,9 @@ static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
 
 		fv.backend_id = backend_id;
 		fv.svc_id = svc_id;
+		fv.flags = ct_seen_flags(p, LB_CT_FWD);
 		fv.last_seen_ns = now;
+		fv.expires_ns = now + ct_lifetime_ns(fv.flags, p->proto);
 		rv = fv;
 		addr_copy(&rv.vip_addr, &p->daddr);
 		rv.vip_port_be = p->dport;
@@ -200,23 +243,23 @@ static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
 		if (!(be->flags & LB_BE_F_LOCAL) && !addr_is_zero(&fv.nat_addr)) {
 			__be16 port;
 
-			rv.flags = LB_CT_F_SNAT;
+			rv.flags |= LB_CT_F_SNAT;
 			addr_copy(&rv.nat_addr, &p->saddr);
 			rv.nat_port_be = p->sport;
 			port = nat_alloc_port(&be->addr, be->port_be, &fv.nat_addr, p->proto, &rv,
 					      SNAT_PORT_MIN, SNAT_PORT_MAX);
 			if (!port)
 				return TC_ACT_SHOT; /* SNAT ports exhausted */
-			fv.flags = LB_CT_F_SNAT;
+			fv.flags |= LB_CT_F_SNAT;
 			fv.nat_port_be = port;
 		} else {
 			__builtin_memset(&fv.nat_addr, 0, sizeof(fv.nat_addr));
 			ct_reply_key(&key, &be->addr, be->port_be, &p->saddr, p->sport, p->proto);
-			bpf_map_update_elem(&lb_ct_v2, &key, &rv, BPF_ANY);
+			bpf_map_update_elem(&lb_ct_v3, &key, &rv, BPF_ANY);
 		}
 		__builtin_memset(&key, 0, sizeof(key));
 		ct_key_from_pkt(&key, p, LB_CT_FWD);
-		bpf_map_update_elem(&lb_ct_v2, &key, &fv, BPF_ANY);
+		bpf_map_update_elem(&lb_ct_v3, &key, &fv, BPF_ANY);
 	}
 
 	addr_copy(&be_addr, &be->addr);
@@ -241,15 +284,20 @@ int lb_ingress(struct __sk_buff *skb)
 	struct lb_svc_val *svc;
 	struct lb_ct_val *rev;
 	struct pkt p = {};
+	__u64 now;
 
 	if (parse(skb, &p) < 0)
 		return TC_ACT_OK;
-	rev = ct_lookup(&p, LB_CT_REPLY);
+	now = bpf_ktime_get_ns();
+	rev = ct_lookup(&p, LB_CT_REPLY, now);
 	if (rev)
-		return rev_nat(skb, &p, rev, 1);
+		return rev_nat(skb, &p, rev, 1, now);
 	svc = lb_svc_lookup(&p.daddr, p.dport, p.proto);
-	if (!svc || svc->kind == LB_KIND_CLUSTER_IP)
-		return TC_ACT_OK; /* ClusterIP is the socket hooks' job */
+	if (!svc || svc->kind == LB_KIND_CLUSTER_IP) {
+		/* Not load-balanced here (ClusterIP is the socket hooks' job). */
+		ct_direct(&p, 1, now);
+		return TC_ACT_OK;
+	}
 	ctr = lb_counters(svc);
 	if (ctr) {
 		ctr->packets++;
@@ -268,12 +316,17 @@ int lb_egress(struct __sk_buff *skb)
 {
 	struct lb_ct_val *rev;
 	struct pkt p = {};
+	__u64 now;
 
 	if (parse(skb, &p) < 0)
 		return TC_ACT_OK;
-	rev = ct_lookup(&p, LB_CT_REPLY);
+	now = bpf_ktime_get_ns();
+	rev = ct_lookup(&p, LB_CT_REPLY, now);
 	if (rev)
-		return rev_nat(skb, &p, rev, 0);
+		return rev_nat(skb, &p, rev, 0, now);
+	/* Forwarded packets pass here after lb_ingress translated them, so only a SYN (which a
+	 * live flow's entry survives) is taken as a direct connection, not a datagram. */
+	ct_direct(&p, 0, now);
 	return TC_ACT_OK;
 }
 

@@ -2,7 +2,7 @@
 /*
  * cgroup v2 socket hooks (east-west load balancing): connect() and sendmsg() to a service
  * frontend are rewritten to a backend once per connect (TCP, connected UDP) or once per socket
- * (unconnected UDP, remembered in lb_affinity_v2 by socket cookie); recvmsg() and getpeername()
+ * (unconnected UDP, remembered in lb_affinity_v3 by socket cookie); recvmsg() and getpeername()
  * translate the backend back, so applications only ever see the address they dialled.
  */
 #include <linux/bpf.h>
@@ -26,7 +26,7 @@ static __always_inline void sock_rev_put(void *ctx, const union lb_addr *backend
 	key.port_be = backend_port;
 	addr_copy(&val.addr, vip);
 	val.port_be = vip_port;
-	bpf_map_update_elem(&lb_sock_rev_v2, &key, &val, BPF_ANY);
+	bpf_map_update_elem(&lb_sock_rev_v3, &key, &val, BPF_ANY);
 }
 
 /* Translates the frontend in addr and port to a backend in place. Returns 1 translated, 0 not a
@@ -146,7 +146,7 @@ static __always_inline struct lb_sock_rev_val *sock_rev(struct bpf_sock_addr *ct
 	key.cookie = bpf_get_socket_cookie(ctx);
 	addr_copy(&key.addr, addr);
 	key.port_be = (__be16)ctx->user_port;
-	return bpf_map_lookup_elem(&lb_sock_rev_v2, &key);
+	return bpf_map_lookup_elem(&lb_sock_rev_v3, &key);
 }
 
 static __always_inline int sock4_rev(struct bpf_sock_addr *ctx)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The maps (names, types, sizes) of layout version 2. Every map is pinned by name, so lb.o and
+ * The maps (names, types, sizes) of layout version 3. Every map is pinned by name, so lb.o and
  * sock.o loaded into the same bpffs directory share them, and a restarted agent adopts them.
  * max_entries here are defaults; the loader may override them at load time.
  */
@@ -19,7 +19,7 @@ struct {
 	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_svc_v2 SEC(".maps");
+} lb_svc_v3 SEC(".maps");
 
 /* Slots and Maglev tables: 8M slots (32 MiB, preallocated). 100,000 services x 10 backends
  * take 1.6M slots (regions are powers of two), a 16381-entry Maglev table 16384. */
@@ -30,7 +30,7 @@ struct {
 	__uint(max_entries, 524288);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_slot_v2 SEC(".maps");
+} lb_slot_v3 SEC(".maps");
 
 /* Backends by id (48 MiB, preallocated): room for 1M backends while 1M others are replaced. */
 struct {
@@ -40,7 +40,7 @@ struct {
 	__uint(max_entries, 2097152);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_backend_v2 SEC(".maps");
+} lb_backend_v3 SEC(".maps");
 
 /* Per-service counters, per CPU (4 MiB per CPU); a service id past max_entries is not
  * counted. */
@@ -50,7 +50,7 @@ struct {
 	__type(value, struct lb_svc_counters);
 	__uint(max_entries, 131072);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_svc_ctr_v2 SEC(".maps");
+} lb_svc_ctr_v3 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -58,7 +58,7 @@ struct {
 	__type(value, struct lb_ct_val);
 	__uint(max_entries, 262144);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_ct_v2 SEC(".maps");
+} lb_ct_v3 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -66,7 +66,7 @@ struct {
 	__type(value, struct lb_affinity_val);
 	__uint(max_entries, 65536);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_affinity_v2 SEC(".maps");
+} lb_affinity_v3 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -75,7 +75,7 @@ struct {
 	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_srcrange_v2 SEC(".maps");
+} lb_srcrange_v3 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -83,6 +83,6 @@ struct {
 	__type(value, struct lb_sock_rev_val);
 	__uint(max_entries, 131072);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_sock_rev_v2 SEC(".maps");
+} lb_sock_rev_v3 SEC(".maps");
 
 #endif

@@ -24,7 +24,8 @@ struct pkt {
 	__u8 v6;
 	__u16 l3off;
 	__u16 l4off;
-	__u16 pad;
+	__u8 tcp_flags; /* TCP: the flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10) */
+	__u8 pad;
 };
 
 static __always_inline __u32 l4_csum_off(const struct pkt *p)

@@ -14,7 +14,7 @@ static __always_inline struct lb_svc_val *lb_svc_lookup(const union lb_addr *add
 	addr_copy(&key.addr, addr);
 	key.port_be = port;
 	key.proto = proto;
-	return bpf_map_lookup_elem(&lb_svc_v2, &key);
+	return bpf_map_lookup_elem(&lb_svc_v3, &key);
 }
 
 static __always_inline struct lb_backend_val *lb_backend_lookup(__u32 backend_id)
@@ -23,17 +23,17 @@ static __always_inline struct lb_backend_val *lb_backend_lookup(__u32 backend_id
 
 	if (!backend_id)
 		return NULL;
-	be = bpf_map_lookup_elem(&lb_backend_v2, &backend_id);
+	be = bpf_map_lookup_elem(&lb_backend_v3, &backend_id);
 	if (!be || !(be->flags & LB_BE_F_VALID))
 		return NULL;
 	return be;
 }
 
-/* The backend id in entry idx of lb_slot_v2 (0: none). */
+/* The backend id in entry idx of lb_slot_v3 (0: none). */
 static __always_inline __u32 lb_slot_get(__u32 idx)
 {
 	__u32 key = idx / LB_SLOTS_PER_ENTRY;
-	struct lb_slots *s = bpf_map_lookup_elem(&lb_slot_v2, &key);
+	struct lb_slots *s = bpf_map_lookup_elem(&lb_slot_v3, &key);
 
 	return s ? s->backend_id[idx % LB_SLOTS_PER_ENTRY] : 0;
 }
@@ -43,7 +43,7 @@ static __always_inline struct lb_svc_counters *lb_counters(const struct lb_svc_v
 {
 	__u32 svc_id = svc->svc_id;
 
-	return bpf_map_lookup_elem(&lb_svc_ctr_v2, &svc_id);
+	return bpf_map_lookup_elem(&lb_svc_ctr_v3, &svc_id);
 }
 
 /* A hash over the flow for Maglev (same flow, same backend, on every node). */
@@ -92,7 +92,7 @@ static __always_inline __u32 lb_select_backend(const struct lb_svc_val *svc, __u
 static __always_inline __u32 lb_affinity_get(const struct lb_svc_val *svc,
 					     const struct lb_affinity_key *key, __u64 now)
 {
-	struct lb_affinity_val *val = bpf_map_lookup_elem(&lb_affinity_v2, key);
+	struct lb_affinity_val *val = bpf_map_lookup_elem(&lb_affinity_v3, key);
 	struct lb_backend_val *be;
 
 	if (!val)
@@ -114,7 +114,7 @@ static __always_inline void lb_affinity_put(const struct lb_affinity_key *key, _
 
 	val.last_used_ns = now;
 	val.backend_id = backend_id;
-	bpf_map_update_elem(&lb_affinity_v2, key, &val, BPF_ANY);
+	bpf_map_update_elem(&lb_affinity_v3, key, &val, BPF_ANY);
 }
 
 /* loadBalancerSourceRanges: 1 if the client may use the service. */
@@ -128,7 +128,7 @@ static __always_inline int lb_src_allowed(const struct lb_svc_val *svc,
 	key.prefixlen = 32 + 128;
 	key.svc_id = svc->svc_id;
 	addr_copy(&key.addr, client);
-	return bpf_map_lookup_elem(&lb_srcrange_v2, &key) != NULL;
+	return bpf_map_lookup_elem(&lb_srcrange_v3, &key) != NULL;
 }
 
 #endif

@@ -39,7 +39,7 @@ static __always_inline __be16 nat_alloc_port(const union lb_addr *backend, __be1
 		__u16 port = min + (bpf_get_prandom_u32() % span);
 
 		key.dport_be = bpf_htons(port);
-		if (bpf_map_update_elem(&lb_ct_v2, &key, reply, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(&lb_ct_v3, &key, reply, BPF_NOEXIST) == 0)
 			return key.dport_be;
 	}
 	return 0;

@@ -3,7 +3,7 @@
 //! and the socket programs to a cgroup2 directory, and pins the links so everything keeps
 //! working after the process that loaded it exits.
 //!
-//! Layout under the bpffs directory: `<map>_v1` for every map (see `maps::names`), and
+//! Layout under the bpffs directory: `<map>_v3` for every map (see `maps::names`), and
 //! `links/tc-<device>-{ingress,egress}`, `links/cgroup-<program>` for the attachments. A pinned
 //! link is adopted as it is: a restarted agent re-attaches nothing that is still attached.
 
@@ -79,6 +79,33 @@ pub struct LoadConfig {
     pub snat_ports: (u16, u16),
     /// `(map name, max_entries)` overrides, e.g. a bigger CT table.
     pub max_entries: Vec<(&'static str, u32)>,
+    /// Connection tracking lifetimes.
+    pub ct_lifetimes: CtLifetimes,
+}
+
+/// How long a connection tracking entry lives after the flow's last packet, by the flow's
+/// state, in seconds (lb.o's `CT_LIFETIME_*`; the defaults are Cilium 1.11's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtLifetimes {
+    /// Established TCP.
+    pub tcp: u32,
+    /// TCP that has seen only SYNs.
+    pub syn: u32,
+    /// TCP after RST, or FIN both ways.
+    pub close: u32,
+    /// UDP.
+    pub non_tcp: u32,
+}
+
+impl Default for CtLifetimes {
+    fn default() -> Self {
+        CtLifetimes {
+            tcp: 21600,
+            syn: 60,
+            close: 10,
+            non_tcp: 60,
+        }
+    }
 }
 
 impl LoadConfig {
@@ -89,6 +116,7 @@ impl LoadConfig {
             node_ip6: None,
             snat_ports: (33000, 60999),
             max_entries: Vec::new(),
+            ct_lifetimes: CtLifetimes::default(),
         }
     }
 }
@@ -182,7 +210,11 @@ impl Datapath {
             .override_global("NODE_IP4", &ip4, true)
             .override_global("NODE_IP6", &ip6, true)
             .override_global("SNAT_PORT_MIN", &cfg.snat_ports.0, true)
-            .override_global("SNAT_PORT_MAX", &cfg.snat_ports.1, true);
+            .override_global("SNAT_PORT_MAX", &cfg.snat_ports.1, true)
+            .override_global("CT_LIFETIME_TCP", &cfg.ct_lifetimes.tcp, true)
+            .override_global("CT_LIFETIME_SYN", &cfg.ct_lifetimes.syn, true)
+            .override_global("CT_LIFETIME_CLOSE", &cfg.ct_lifetimes.close, true)
+            .override_global("CT_LIFETIME_NONTCP", &cfg.ct_lifetimes.non_tcp, true);
         for (name, n) in &cfg.max_entries {
             l.map_max_entries(name, *n);
         }

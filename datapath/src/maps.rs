@@ -1,4 +1,4 @@
-//! `#[repr(C)]` mirrors of `bpf/include/lb_abi.h` (layout version 2), checked field by field
+//! `#[repr(C)]` mirrors of `bpf/include/lb_abi.h` (layout version 3), checked field by field
 //! against the C layout with const asserts, and a thin typed handle over a pinned map's fd.
 //!
 //! Conventions (as in the C header): addresses are 16 bytes in network byte order with IPv4
@@ -8,19 +8,19 @@
 use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv6Addr};
 
-/// The layout version every map name carries (`_v2`).
-pub const LAYOUT_VERSION: u32 = 2;
+/// The layout version every map name carries (`_v3`).
+pub const LAYOUT_VERSION: u32 = 3;
 
-/// Map names (and pin file names) of layout version 2.
+/// Map names (and pin file names) of layout version 3.
 pub mod names {
-    pub const SVC: &str = "lb_svc_v2";
-    pub const SLOT: &str = "lb_slot_v2";
-    pub const BACKEND: &str = "lb_backend_v2";
-    pub const COUNTERS: &str = "lb_svc_ctr_v2";
-    pub const CT: &str = "lb_ct_v2";
-    pub const AFFINITY: &str = "lb_affinity_v2";
-    pub const SRCRANGE: &str = "lb_srcrange_v2";
-    pub const SOCK_REV: &str = "lb_sock_rev_v2";
+    pub const SVC: &str = "lb_svc_v3";
+    pub const SLOT: &str = "lb_slot_v3";
+    pub const BACKEND: &str = "lb_backend_v3";
+    pub const COUNTERS: &str = "lb_svc_ctr_v3";
+    pub const CT: &str = "lb_ct_v3";
+    pub const AFFINITY: &str = "lb_affinity_v3";
+    pub const SRCRANGE: &str = "lb_srcrange_v3";
+    pub const SOCK_REV: &str = "lb_sock_rev_v3";
     /// Every map of this layout, in the order the writer opens them.
     pub const ALL: [&str; 8] = [
         SVC, SLOT, BACKEND, COUNTERS, CT, AFFINITY, SRCRANGE, SOCK_REV,
@@ -63,7 +63,7 @@ pub const SVC_F_AFFINITY: u16 = 1 << 1;
 pub const SVC_F_SRC_RANGE: u16 = 1 << 2;
 pub const SVC_F_DROP_EMPTY: u16 = 1 << 3;
 
-/// `LB_SLOTS_PER_ENTRY`: backend ids per element of `lb_slot_v2`.
+/// `LB_SLOTS_PER_ENTRY`: backend ids per element of `lb_slot_v3`.
 pub const SLOTS_PER_ENTRY: usize = 16;
 
 pub const BE_F_LOCAL: u8 = 1 << 0;
@@ -73,6 +73,10 @@ pub const BE_F_VALID: u8 = 1 << 2;
 pub const CT_FWD: u8 = 0;
 pub const CT_REPLY: u8 = 1;
 pub const CT_F_SNAT: u16 = 1 << 0;
+pub const CT_F_ESTABLISHED: u16 = 1 << 1;
+pub const CT_F_FIN_FWD: u16 = 1 << 2;
+pub const CT_F_FIN_REV: u16 = 1 << 3;
+pub const CT_F_RST: u16 = 1 << 4;
 
 pub const AFF_CLIENT_IP: u8 = 0;
 pub const AFF_NETNS: u8 = 1;
@@ -103,7 +107,7 @@ pub struct SvcVal {
     pub pad: u8,
 }
 
-/// `struct lb_slots`: one element of `lb_slot_v2` (user space sees the array as flat `u32`s).
+/// `struct lb_slots`: one element of `lb_slot_v3` (user space sees the array as flat `u32`s).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Slots {
@@ -167,6 +171,8 @@ pub struct CtVal {
     pub flags: u16,
     pub pad: [u8; 2],
     pub last_seen_ns: u64,
+    /// `bpf_ktime_get_ns()` after which the entry is no entry.
+    pub expires_ns: u64,
 }
 
 /// `struct lb_affinity_key`.
@@ -268,9 +274,9 @@ layout!(Slots, 64, { backend_id: 0 });
 layout!(BackendVal, 24, { addr: 0, port_be: 16, flags: 18, pad: 19, pad2: 20 });
 layout!(SvcCounters, 32, { packets: 0, bytes: 8, connections: 16, dropped: 24 });
 layout!(CtKey, 40, { saddr: 0, daddr: 16, sport_be: 32, dport_be: 34, proto: 36, dir: 37, pad: 38 });
-layout!(CtVal, 56, {
+layout!(CtVal, 64, {
     vip_addr: 0, nat_addr: 16, vip_port_be: 32, nat_port_be: 34, backend_id: 36, svc_id: 40,
-    flags: 44, pad: 46, last_seen_ns: 48,
+    flags: 44, pad: 46, last_seen_ns: 48, expires_ns: 56,
 });
 layout!(AffinityKey, 24, { client: 0, svc_id: 16, by: 20, pad: 21 });
 layout!(AffinityVal, 16, { last_used_ns: 0, backend_id: 8, pad: 12 });

@@ -2,16 +2,16 @@
 //! changed.
 //!
 //! The writer keeps an in-memory mirror of what the maps hold: per service entry (`SvcKey`) its
-//! value, the backend ids of its slots, its regions of `lb_slot_v2` and its source ranges; per
+//! value, the backend ids of its slots, its regions of `lb_slot_v3` and its source ranges; per
 //! frontend the plan last applied; per backend its id and how many services use it. A change is
 //! computed against the mirror, so a one-service change costs the same at 100 services as at
 //! 100,000. `apply(all)` skips every plan equal to the one last applied for its frontend;
 //! `apply_changes(changed, removed)` does not even look at the others.
 //!
 //! Order of one commit:
-//! 1. new backends are written into `lb_backend_v2` (mmapped: plain stores, nothing refers to
+//! 1. new backends are written into `lb_backend_v3` (mmapped: plain stores, nothing refers to
 //!    their ids yet);
-//! 2. each changed service entry gets a fresh region of `lb_slot_v2` with its active backend
+//! 2. each changed service entry gets a fresh region of `lb_slot_v3` with its active backend
 //!    ids (and, for Maglev, another with its lookup table), also plain stores into memory no
 //!    program reads; new source ranges are inserted;
 //! 3. the service entries flip to their new regions (one batch; each entry flips atomically,
@@ -126,9 +126,9 @@ impl ApplyStats {
 #[derive(Debug)]
 pub struct Maps {
     pub svc: TypedMap<SvcKey, SvcVal>,
-    /// `lb_slot_v2`, mmapped (see [`Maps::slot_ids`]).
+    /// `lb_slot_v3`, mmapped (see [`Maps::slot_ids`]).
     pub slots: MmapArray<Slots>,
-    /// `lb_backend_v2`, mmapped, indexed by backend id.
+    /// `lb_backend_v3`, mmapped, indexed by backend id.
     pub backends: MmapArray<BackendVal>,
     pub counters: TypedMap<u32, SvcCounters>,
     pub srcrange: TypedMap<SrcRangeKey, u8>,
@@ -146,7 +146,7 @@ impl Maps {
         })
     }
 
-    /// `lb_slot_v2` as the flat array of backend ids the programs index.
+    /// `lb_slot_v3` as the flat array of backend ids the programs index.
     pub fn slot_ids(&self) -> &[u32] {
         let s = self.slots.as_slice();
         // SAFETY: Slots is repr(C) [u32; SLOTS_PER_ENTRY] with no padding (layout asserts).
@@ -440,7 +440,7 @@ impl Writer {
         self.keys.len()
     }
 
-    /// Slots of `lb_slot_v2` in regions that are allocated (live or cooling down).
+    /// Slots of `lb_slot_v3` in regions that are allocated (live or cooling down).
     pub fn slots_in_use(&self) -> usize {
         self.regions.in_use()
     }

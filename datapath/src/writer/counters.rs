@@ -1,4 +1,4 @@
-//! Per-service counters (`lb_svc_ctr_v2`, per CPU, indexed by service id), summed over CPUs:
+//! Per-service counters (`lb_svc_ctr_v3`, per CPU, indexed by service id), summed over CPUs:
 //! read by the writer for the services it knows, or straight from the pins by a reader that
 //! does not own the maps (the `bgplane services` CLI).
 

@@ -2,6 +2,7 @@
 //! real packets through network namespaces. Needs root (it is root on every machine of this
 //! kind: see /work/shared/LAB.md).
 
+mod ct;
 mod env;
 mod netns;
 mod pkt;

@@ -41,6 +41,11 @@ fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
     acc + proto as u32 + len as u32
 }
 
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const ACK: u8 = 0x10;
+
 /// Builds eth + IP + TCP (SYN) or UDP with correct checksums.
 pub fn build(
     src: IpAddr,
@@ -50,6 +55,19 @@ pub fn build(
     proto: u8,
     payload: &[u8],
 ) -> Vec<u8> {
+    build_flags(src, dst, sport, dport, proto, SYN, payload)
+}
+
+/// Builds eth + IP + TCP with these TCP flags (ignored for UDP), correct checksums.
+pub fn build_flags(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    tcp_flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut l4 = Vec::new();
     l4.extend_from_slice(&sport.to_be_bytes());
     l4.extend_from_slice(&dport.to_be_bytes());
@@ -57,7 +75,7 @@ pub fn build(
     if proto == TCP {
         l4.extend_from_slice(&0x01020304u32.to_be_bytes()); // seq
         l4.extend_from_slice(&0u32.to_be_bytes()); // ack
-        l4.extend_from_slice(&[0x50, 0x02]); // data offset 5, SYN
+        l4.extend_from_slice(&[0x50, tcp_flags]); // data offset 5
         l4.extend_from_slice(&65535u16.to_be_bytes());
         csum_at = 16;
         l4.extend_from_slice(&[0, 0, 0, 0]); // csum, urg

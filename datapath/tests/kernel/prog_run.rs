@@ -17,12 +17,12 @@ use datapath::writer::{read_counters, Writer};
 use crate::env::*;
 use crate::pkt::{self, Parsed};
 
-const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 
 /// Runs a tc program on `packet`; returns the verdict and the packet as the program left it.
-fn run(dp: &mut Datapath, prog: &str, packet: &[u8]) -> (u32, Vec<u8>) {
+pub fn run(dp: &mut Datapath, prog: &str, packet: &[u8]) -> (u32, Vec<u8>) {
     let p = dp.classifier(prog).expect("load classifier");
     let mut out = vec![0u8; packet.len() + 256];
     let r = p
@@ -36,7 +36,7 @@ fn run(dp: &mut Datapath, prog: &str, packet: &[u8]) -> (u32, Vec<u8>) {
     (r.return_value, out)
 }
 
-fn ip(s: &str) -> IpAddr {
+pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -52,12 +52,12 @@ fn valid_backends(w: &Writer) -> Vec<u32> {
         .collect()
 }
 
-struct Fixture {
-    dp: Datapath,
-    w: Writer,
+pub struct Fixture {
+    pub dp: Datapath,
+    pub w: Writer,
 }
 
-fn fixture(bpffs: &Bpffs, cfg: impl FnOnce(&mut LoadConfig)) -> Fixture {
+pub fn fixture(bpffs: &Bpffs, cfg: impl FnOnce(&mut LoadConfig)) -> Fixture {
     let mut c = LoadConfig::new(&bpffs.path);
     cfg(&mut c);
     let dp = Datapath::load(&c).expect("load objects");
@@ -652,7 +652,7 @@ fn a_failed_update_leaves_the_previous_state_serving_with_a_clear_error() {
             f.w.apply_changes(&[p5.clone(), p6.clone()], &[])
                 .unwrap_err();
         bpf_sys::fault::clear();
-        assert!(e.to_string().contains("lb_srcrange_v2"), "{e}");
+        assert!(e.to_string().contains("lb_srcrange_v3"), "{e}");
         let after = snap(&f.w);
         assert!(
             changed_keys(&before, &after).is_empty(),
@@ -679,7 +679,7 @@ fn a_failed_update_leaves_the_previous_state_serving_with_a_clear_error() {
         let e = f.w.apply_changes(&changed, &[]).unwrap_err();
         bpf_sys::fault::clear();
         let msg = e.to_string();
-        assert!(msg.contains("lb_svc_v2") && msg.contains("1 of 3"), "{msg}");
+        assert!(msg.contains("lb_svc_v3") && msg.contains("1 of 3"), "{msg}");
         let after = snap(&f.w);
         assert_eq!(changed_keys(&before, &after), vec![key_of(&changed[0])]);
         for (i, p) in plans.iter().enumerate().take(13).skip(11) {
