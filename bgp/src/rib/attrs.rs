@@ -7,7 +7,7 @@
 //! decision process reads decoded once. `attrs()` decodes the set back into `wire::Attr`
 //! values for export and for the API. Unused sets are dropped by `Interner::sweep`.
 
-use std::collections::HashSet;
+use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -28,8 +28,9 @@ pub enum RouteNextHop {
     },
 }
 
-/// One interned attribute set.
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// One interned attribute set. Equality and hash look at the wire bytes and the next hop
+/// only: the other fields are derived from the bytes.
+#[derive(Debug)]
 pub struct PathAttrs {
     /// The attributes (4-octet AS encoding), NEXT_HOP and MP attributes excluded, in the order
     /// they were given.
@@ -46,12 +47,27 @@ pub struct PathAttrs {
     cluster_len: u16,
 }
 
+impl PartialEq for PathAttrs {
+    fn eq(&self, other: &PathAttrs) -> bool {
+        self.next_hop == other.next_hop && self.wire == other.wire
+    }
+}
+
+impl Eq for PathAttrs {}
+
+impl std::hash::Hash for PathAttrs {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.wire.hash(h);
+        self.next_hop.hash(h);
+    }
+}
+
 impl PathAttrs {
     /// Build from decoded attributes. NEXT_HOP, MP_REACH_NLRI and MP_UNREACH_NLRI in `attrs`
     /// are ignored (the next hop is `next_hop`).
     pub fn new(attrs: &[Attr], next_hop: Option<RouteNextHop>) -> PathAttrs {
         let cx = Context::modern();
-        let mut buf = BytesMut::with_capacity(64);
+        let mut buf = BytesMut::with_capacity(256);
         let mut p = PathAttrs {
             wire: Box::default(),
             next_hop,
@@ -86,7 +102,7 @@ impl PathAttrs {
                 buf.truncate(at);
             }
         }
-        p.wire = buf.to_vec().into_boxed_slice();
+        p.wire = Box::from(&buf[..]);
         p
     }
 
@@ -246,19 +262,27 @@ impl Hasher for FxHasher {
 /// The set of live attribute sets.
 #[derive(Default)]
 pub struct Interner {
-    sets: HashSet<Arc<PathAttrs>, FastHash>,
+    sets: HashTable<Arc<PathAttrs>>,
+    hasher: FastHash,
     swept_len: usize,
 }
 
 impl Interner {
-    /// The shared copy of `attrs`.
+    /// The shared copy of `attrs` (one hash, one probe sequence).
     pub fn intern(&mut self, attrs: PathAttrs) -> Arc<PathAttrs> {
-        if let Some(a) = self.sets.get(&attrs) {
-            return a.clone();
+        let h = self.hasher.hash_one(&attrs);
+        let hasher = &self.hasher;
+        match self
+            .sets
+            .entry(h, |a| **a == attrs, |a| hasher.hash_one(&**a))
+        {
+            hashbrown::hash_table::Entry::Occupied(o) => o.get().clone(),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let a = Arc::new(attrs);
+                v.insert(a.clone());
+                a
+            }
         }
-        let a = Arc::new(attrs);
-        self.sets.insert(a.clone());
-        a
     }
 
     /// Forget sets no route refers to any more. Cheap enough to call after bulk removals;

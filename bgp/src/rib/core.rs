@@ -727,20 +727,17 @@ impl Rib {
         if announced.is_empty() {
             return Ok(applied);
         }
-        let mut kept: Vec<Attr> = update
-            .attrs
-            .into_iter()
-            .filter(|a| {
-                !(ebgp
-                    && matches!(
-                        a.value,
-                        AttrValue::LocalPref(_)
-                            | AttrValue::OriginatorId(_)
-                            | AttrValue::ClusterList(_)
-                    ))
-            })
-            .collect();
-        kept.retain(|a| !matches!(a.value, AttrValue::As4Path(_) | AttrValue::As4Aggregator(_)));
+        let mut kept: Vec<Attr> = update.attrs;
+        kept.retain(|a| {
+            !(ebgp
+                && matches!(
+                    a.value,
+                    AttrValue::LocalPref(_)
+                        | AttrValue::OriginatorId(_)
+                        | AttrValue::ClusterList(_)
+                ))
+                && !matches!(a.value, AttrValue::As4Path(_) | AttrValue::As4Aggregator(_))
+        });
         let nh_v4 = update.nlri.first().and_then(|_| {
             kept.iter().find_map(|a| match a.value {
                 AttrValue::NextHop(n) => Some(RouteNextHop::V4(n)),

@@ -295,17 +295,29 @@ impl Bits {
     }
 }
 
-/// One family's prefixes: the slab and its hash index.
+/// One family's prefixes: the slab and its hash index. The index holds (slot, 32-bit hash):
+/// growing it and probing it never touch the slab except on a hash match.
 pub(crate) struct FamTable<K> {
     pub slots: Vec<Slot<K>>,
-    index: HashTable<u32>,
+    index: HashTable<(u32, u32)>,
     hasher: FastHash,
     free: Vec<u32>,
     /// Slots with candidates.
     live: usize,
 }
 
+/// The table hash of a stored 32-bit hash: both halves, so the bucket index (low bits) and
+/// hashbrown's tag (top 7 bits) both come from it.
+fn spread(h: u32) -> u64 {
+    u64::from(h) | (u64::from(h) << 32)
+}
+
 impl<K: PrefixKey> FamTable<K> {
+    fn hash32(&self, key: K) -> u32 {
+        let h = self.hasher.hash_one(key);
+        (h ^ (h >> 32)) as u32
+    }
+
     pub fn new() -> Self {
         FamTable {
             slots: Vec::new(),
@@ -323,11 +335,13 @@ impl<K: PrefixKey> FamTable<K> {
 
     /// The slot of `key` (live or zombie).
     pub fn find(&self, key: K) -> Option<u32> {
-        let h = self.hasher.hash_one(key);
+        let h = self.hash32(key);
         let slots = &self.slots;
         self.index
-            .find(h, |&i| slots[i as usize].key == key)
-            .copied()
+            .find(spread(h), |&(i, hi)| {
+                hi == h && slots[i as usize].key == key
+            })
+            .map(|&(i, _)| i)
     }
 
     pub fn get(&self, key: K) -> Option<&Entry> {
@@ -337,9 +351,11 @@ impl<K: PrefixKey> FamTable<K> {
 
     /// The slot of `key`, made (empty) if there is none.
     pub fn find_or_add(&mut self, key: K) -> u32 {
-        let h = self.hasher.hash_one(key);
+        let h = self.hash32(key);
         let slots = &self.slots;
-        if let Some(&i) = self.index.find(h, |&i| slots[i as usize].key == key) {
+        if let Some(&(i, _)) = self.index.find(spread(h), |&(i, hi)| {
+            hi == h && slots[i as usize].key == key
+        }) {
             return i;
         }
         let i = match self.free.pop() {
@@ -352,9 +368,8 @@ impl<K: PrefixKey> FamTable<K> {
                 (self.slots.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
         self.index
-            .insert_unique(h, i, |&j| hasher.hash_one(slots[j as usize].key));
+            .insert_unique(spread(h), (i, h), |&(_, hj)| spread(hj));
         i
     }
 
@@ -377,13 +392,8 @@ impl<K: PrefixKey> FamTable<K> {
         if s.entry.is_some() {
             return;
         }
-        let key = s.key;
-        let h = self.hasher.hash_one(key);
-        let slots = &self.slots;
-        if let Ok(o) = self
-            .index
-            .find_entry(h, |&j| j == i && slots[j as usize].key == key)
-        {
+        let h = self.hash32(s.key);
+        if let Ok(o) = self.index.find_entry(spread(h), |&(j, _)| j == i) {
             o.remove();
             self.free.push(i);
         }
@@ -401,7 +411,7 @@ impl<K: PrefixKey> FamTable<K> {
     pub fn zombies(&self) -> Vec<u32> {
         self.index
             .iter()
-            .copied()
+            .map(|&(i, _)| i)
             .filter(|&i| self.slots[i as usize].entry.is_none())
             .collect()
     }
