@@ -728,15 +728,14 @@ impl Rib {
             return Ok(applied);
         }
         let mut kept: Vec<Attr> = update.attrs;
-        kept.retain(|a| {
-            !(ebgp
-                && matches!(
-                    a.value,
-                    AttrValue::LocalPref(_)
-                        | AttrValue::OriginatorId(_)
-                        | AttrValue::ClusterList(_)
-                ))
-                && !matches!(a.value, AttrValue::As4Path(_) | AttrValue::As4Aggregator(_))
+        kept.retain(|a| match a.value {
+            // Merged into AS_PATH / AGGREGATOR above (or meaningless from a 4-octet peer).
+            AttrValue::As4Path(_) | AttrValue::As4Aggregator(_) => false,
+            // Not passed across AS borders.
+            AttrValue::LocalPref(_) | AttrValue::OriginatorId(_) | AttrValue::ClusterList(_) => {
+                !ebgp
+            }
+            _ => true,
         });
         let nh_v4 = update.nlri.first().and_then(|_| {
             kept.iter().find_map(|a| match a.value {
