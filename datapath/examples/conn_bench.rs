@@ -511,10 +511,15 @@ impl Lab {
                 if args.snat {
                     cfg.node_ip4 = NODE_BACKEND_IP.parse().ok();
                 }
+                let snat = args.snat;
                 let t = Instant::now();
                 in_netns(&self.node, move || {
                     let mut dp = Datapath::load(&cfg).map_err(|e| format!("load: {e}"))?;
                     dp.attach_tc("eth0").map_err(|e| format!("attach: {e}"))?;
+                    if snat {
+                        // SNATed replies come back to the node address on the backend link.
+                        dp.attach_tc("b0").map_err(|e| format!("attach b0: {e}"))?;
+                    }
                     Ok(())
                 })?;
                 let attach = t.elapsed();
