@@ -875,6 +875,129 @@ for fam, ip in ((socket.AF_INET, sys.argv[1]), (socket.AF_INET6, sys.argv[2])):
     println!("VIP answered {answered} times after unload");
 }
 
+/// `n` ClusterIP Services `s<i>` (10.99.B+8.(20+i):80), each with one IPv4 endpoint on
+/// backend 0, port 9000+i; `s<i>` for i in `two` gets a second endpoint (an address in
+/// backend 0's network that nothing sends to: this test only reads what the maps got).
+fn cluster_services(lab: &Lab, n: usize, two: &[usize], skip: &[usize]) -> String {
+    let mut y = String::new();
+    let net = lab.base + 8;
+    for i in (0..n).filter(|i| !skip.contains(i)) {
+        let port = 9000 + i;
+        y.push_str(&format!(
+            r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: s{i}, namespace: test}}
+spec:
+  type: ClusterIP
+  clusterIP: 10.99.{net}.{ip}
+  clusterIPs: [10.99.{net}.{ip}]
+  ipFamilies: [IPv4]
+  ipFamilyPolicy: SingleStack
+  ports:
+  - {{name: http, port: 80, protocol: TCP, targetPort: {port}}}
+  selector: {{app: s{i}}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: s{i}-a
+  namespace: test
+  labels: {{kubernetes.io/service-name: s{i}}}
+addressType: IPv4
+ports:
+- {{name: http, port: {port}, protocol: TCP}}
+endpoints:
+- addresses: ["{be}"]
+  conditions: {{ready: true, serving: true, terminating: false}}
+  nodeName: {NODE}
+"#,
+            ip = 20 + i,
+            be = lab.backend_ip(0, false),
+        ));
+        if two.contains(&i) {
+            y.push_str(&format!(
+                "- addresses: [\"10.99.{}.3\"]\n  conditions: {{ready: true, serving: true, terminating: false}}\n  nodeName: {NODE}\n",
+                lab.base + 1
+            ));
+        }
+    }
+    y
+}
+
+#[test]
+fn an_edit_of_one_service_reaches_the_writer_as_that_change_alone() {
+    let mut lab = Lab::new(2, "incr", 1);
+    let base = lab.objects(&[Ep::ready(0)], false);
+    lab.write_objects(&format!("{base}{}", cluster_services(&lab, 20, &[], &[])));
+    lab.start_agent("eth0");
+    let s = lab.wait("the first apply", |s| s.datapath.applies >= 1);
+    let first = s.datapath.last_apply.clone().expect("last apply");
+    assert!(
+        first.full,
+        "the first apply gives the writer every plan: {first:?}"
+    );
+    assert_eq!(first.frontends_changed, 6 + 20, "{first:?}");
+    let total = s.datapath.writes_total;
+    let ids: Vec<(String, Option<u32>)> = s
+        .services
+        .iter()
+        .map(|v| (v.service.clone(), v.id))
+        .collect();
+
+    // s7 gains an endpoint: the writer gets that one frontend, which writes its backend, its
+    // new slot region (2), the old region released (1) and its service entry flipped (1).
+    lab.write_objects(&format!("{base}{}", cluster_services(&lab, 20, &[7], &[])));
+    let s = lab.wait("the s7 edit", |s| s.datapath.applies >= 2);
+    let a = s.datapath.last_apply.clone().expect("last apply");
+    assert!(!a.full, "an edit must reach the writer as changes: {a:?}");
+    assert_eq!((a.frontends_changed, a.frontends_removed), (1, 0), "{a:?}");
+    assert_eq!(
+        (
+            a.services_written,
+            a.backends_written,
+            a.slots_written,
+            a.slots_deleted,
+            a.writes
+        ),
+        (1, 1, 2, 1, 5),
+        "{a:?}"
+    );
+    assert_eq!(s.datapath.writes_total, total + 5);
+    let s7 = s
+        .services
+        .iter()
+        .find(|v| v.service == "test/s7")
+        .expect("s7");
+    assert_eq!(s7.backends.len(), 2, "{s7:#?}");
+    let ids_now: Vec<(String, Option<u32>)> = s
+        .services
+        .iter()
+        .map(|v| (v.service.clone(), v.id))
+        .collect();
+    assert_eq!(ids_now, ids, "service ids moved");
+
+    // s3 goes: its entry, its slot region and its backend, nothing else.
+    lab.write_objects(&format!("{base}{}", cluster_services(&lab, 20, &[7], &[3])));
+    let s = lab.wait("s3 removed", |s| s.datapath.applies >= 3);
+    let a = s.datapath.last_apply.clone().expect("last apply");
+    assert!(!a.full, "{a:?}");
+    assert_eq!((a.frontends_changed, a.frontends_removed), (0, 1), "{a:?}");
+    assert_eq!(
+        (
+            a.services_deleted,
+            a.backends_deleted,
+            a.slots_deleted,
+            a.writes
+        ),
+        (1, 1, 1, 3),
+        "{a:?}"
+    );
+    assert!(!s.services.iter().any(|v| v.service == "test/s3"));
+    // The VIP keeps serving throughout.
+    assert_eq!(greeting(&lab.client, lab.vip(false)), "be0");
+}
+
 #[test]
 fn standalone_examples_parse_and_plan_for_their_node() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config-examples/standalone");

@@ -4,8 +4,12 @@
 //!
 //! A reload: read the objects (`--objects`), find this node (`--node-name`), plan every
 //! frontend for it, load and attach the programs if that has not happened yet (adopting what an
-//! earlier agent left pinned under `--bpffs`), apply the plans (the writer compares them with
-//! what the maps hold and writes only differences, make-before-break). A reload that fails
+//! earlier agent left pinned under `--bpffs`), apply the plans make-before-break. The first
+//! apply after loading (or after a failed one) gives the writer every plan (`Writer::apply`: it
+//! compares them with what the maps hold, removes what no plan claims and writes only
+//! differences); later ones diff the plans against those last applied, per frontend, and give
+//! the writer only the changed and removed frontends (`Writer::apply_changes`), so a one-service
+//! edit costs the writer microseconds whatever the table size. A reload that fails
 //! (objects that do not parse or plan, a kernel error) changes nothing in the maps: the previous
 //! state keeps serving, and the error is logged and shown in `bgplane services`. Kernel errors
 //! are retried every [`RETRY`]; objects errors wait for the files to change.
@@ -28,7 +32,7 @@ use datapath::k8s::{self, Objects};
 use datapath::loader::{AttachStats, Datapath, LoadConfig};
 use datapath::maps::{SvcCounters, SvcKey, SvcVal};
 use datapath::model::{self, NodeInfo};
-use datapath::plan::{FrontendKind, NoBackends, Protocol, Selection, ServicePlan};
+use datapath::plan::{Frontend, FrontendKind, NoBackends, Protocol, Selection, ServicePlan};
 use datapath::planner;
 use datapath::writer::{read_counters, ApplyStats, Writer, WriterConfig};
 
@@ -145,6 +149,91 @@ struct Loaded {
     _datapath: Datapath,
     writer: Writer,
     node_addrs: Vec<IpAddr>,
+    /// The plans the maps hold; None: the next apply gives the writer every plan.
+    applied: Option<Applied>,
+}
+
+/// The plans last applied, per frontend, and what a new set of plans changes in them.
+#[derive(Default)]
+struct Applied {
+    /// Each with the reload that last saw it.
+    plans: HashMap<Frontend, (ServicePlan, u64)>,
+    epoch: u64,
+}
+
+/// What a new set of plans changes: plans that are new or differ, frontends that went.
+#[derive(Debug, Default, PartialEq)]
+struct PlanDiff {
+    changed: Vec<ServicePlan>,
+    removed: Vec<Frontend>,
+}
+
+impl Applied {
+    fn new(plans: &[ServicePlan]) -> Applied {
+        Applied {
+            plans: plans.iter().map(|p| (p.frontend, (p.clone(), 0))).collect(),
+            epoch: 0,
+        }
+    }
+
+    /// The changes from the applied plans to `plans`; None if a frontend is planned twice
+    /// (the writer's full apply says which).
+    fn diff(&mut self, plans: &[ServicePlan]) -> Option<PlanDiff> {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let mut d = PlanDiff::default();
+        let mut fresh: std::collections::HashSet<Frontend> = Default::default();
+        let mut seen = 0usize;
+        for p in plans {
+            match self.plans.get_mut(&p.frontend) {
+                Some((_, e)) if *e == epoch => return None,
+                Some((old, e)) => {
+                    *e = epoch;
+                    seen += 1;
+                    if old != p {
+                        d.changed.push(p.clone());
+                    }
+                }
+                None => {
+                    if !fresh.insert(p.frontend) {
+                        return None;
+                    }
+                    d.changed.push(p.clone());
+                }
+            }
+        }
+        if seen < self.plans.len() {
+            d.removed = self
+                .plans
+                .iter()
+                .filter(|(_, (_, e))| *e != epoch)
+                .map(|(f, _)| *f)
+                .collect();
+            d.removed.sort();
+        }
+        Some(d)
+    }
+
+    /// The writer applied `d`.
+    fn commit(&mut self, d: PlanDiff) {
+        for f in &d.removed {
+            self.plans.remove(f);
+        }
+        for p in d.changed {
+            self.plans.insert(p.frontend, (p, self.epoch));
+        }
+    }
+}
+
+/// How a reload reached the writer.
+struct ApplyRun {
+    stats: ApplyStats,
+    /// Every plan (`Writer::apply`) or only the changes.
+    full: bool,
+    changed: usize,
+    removed: usize,
+    diff: Duration,
+    writer: Duration,
 }
 
 struct Engine {
@@ -243,15 +332,16 @@ impl Engine {
                 node.name, node.addresses, loaded.node_addrs
             ));
         }
-        let started = Instant::now();
-        let stats = loaded
-            .writer
-            .apply(&planned.plans)
-            .map_err(|e| Failure::Kernel(format!("applying {} plans: {e}", planned.plans.len())))?;
+        let run = apply(loaded, &planned.plans)?;
+        let stats = run.stats;
         tracing::info!(
-            "datapath: {} frontends applied in {:?}: {} map writes ({stats:?})",
+            "datapath: {} frontends, {} ({} changed, {} removed): diff {:?}, writer {:?}, {} map writes ({stats:?})",
             planned.plans.len(),
-            started.elapsed(),
+            if run.full { "all applied" } else { "changes applied" },
+            run.changed,
+            run.removed,
+            run.diff,
+            run.writer,
             stats.writes()
         );
         let places = endpoint_places(&objects);
@@ -273,7 +363,7 @@ impl Engine {
         s.datapath.notes = notes;
         s.datapath.applies += 1;
         s.datapath.writes_total += stats.writes() as u64;
-        s.datapath.last_apply = Some(apply_json(&stats));
+        s.datapath.last_apply = Some(apply_json(&run));
         Ok(())
     }
 
@@ -322,7 +412,61 @@ impl Engine {
             _datapath: dp,
             writer,
             node_addrs: node.addresses.clone(),
+            applied: None,
         })
+    }
+}
+
+/// Gives the writer every plan the first time (and after a failure), else only what changed
+/// since the last apply.
+fn apply(loaded: &mut Loaded, plans: &[ServicePlan]) -> Result<ApplyRun, Failure> {
+    let started = Instant::now();
+    let diff = loaded.applied.as_mut().and_then(|a| a.diff(plans));
+    let diffed = started.elapsed();
+    let Some(d) = diff else {
+        loaded.applied = None;
+        let started = Instant::now();
+        let stats = loaded
+            .writer
+            .apply(plans)
+            .map_err(|e| Failure::Kernel(format!("applying {} plans: {e}", plans.len())))?;
+        let writer = started.elapsed();
+        loaded.applied = Some(Applied::new(plans));
+        return Ok(ApplyRun {
+            stats,
+            full: true,
+            changed: plans.len(),
+            removed: 0,
+            diff: diffed,
+            writer,
+        });
+    };
+    let (changed, removed) = (d.changed.len(), d.removed.len());
+    let started = Instant::now();
+    let res = loaded.writer.apply_changes(&d.changed, &d.removed);
+    let writer = started.elapsed();
+    match res {
+        Ok(stats) => {
+            if let Some(a) = loaded.applied.as_mut() {
+                a.commit(d);
+            }
+            Ok(ApplyRun {
+                stats,
+                full: false,
+                changed,
+                removed,
+                diff: diffed,
+                writer,
+            })
+        }
+        Err(e) => {
+            // The writer knows which frontends it left part-way; the next full apply retries.
+            loaded.applied = None;
+            Err(Failure::Kernel(format!(
+                "applying {changed} changed and {removed} removed of {} plans: {e}",
+                plans.len()
+            )))
+        }
     }
 }
 
@@ -408,10 +552,16 @@ fn service_json(
     }
 }
 
-fn apply_json(s: &ApplyStats) -> ApplyJson {
+fn apply_json(run: &ApplyRun) -> ApplyJson {
     let n = |v: usize| v as u64;
+    let s = &run.stats;
     ApplyJson {
         at_unix_seconds: unix_now(),
+        full: run.full,
+        frontends_changed: n(run.changed),
+        frontends_removed: n(run.removed),
+        diff_micros: run.diff.as_micros() as u64,
+        writer_micros: run.writer.as_micros() as u64,
         writes: n(s.writes()),
         services_written: n(s.services_written),
         services_deleted: n(s.services_deleted),
@@ -571,7 +721,7 @@ fn remove_tree(dir: &Path, removed: &mut Vec<PathBuf>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datapath::plan::{BackendAddr, Frontend};
+    use datapath::plan::BackendAddr;
 
     #[test]
     fn the_first_cgroup2_mount_is_found_with_escapes_undone() {
@@ -599,6 +749,72 @@ mod tests {
             None
         );
         assert_eq!(unescape_mountinfo("a\\134b\\"), "a\\b\\");
+    }
+
+    fn plan(name: &str, addr: &str, backends: &[&str]) -> ServicePlan {
+        ServicePlan {
+            service: format!("test/{name}"),
+            frontend: Frontend {
+                addr: addr.parse().unwrap(),
+                port: 80,
+                proto: Protocol::Tcp,
+                kind: FrontendKind::ClusterIp,
+            },
+            active: backends
+                .iter()
+                .map(|b| BackendAddr {
+                    addr: b.parse().unwrap(),
+                    port: 8080,
+                    local: true,
+                })
+                .collect(),
+            terminating: Vec::new(),
+            selection: Selection::Random,
+            affinity_timeout: None,
+            source_ranges: Vec::new(),
+            no_backends: NoBackends::Reject,
+        }
+    }
+
+    #[test]
+    fn the_diff_against_the_applied_plans_names_only_changed_new_and_removed_frontends() {
+        let mut plans: Vec<ServicePlan> = (0..50)
+            .map(|i| plan(&format!("s{i}"), &format!("10.96.0.{i}"), &["10.1.0.1"]))
+            .collect();
+        let mut a = Applied::new(&plans);
+        assert_eq!(a.diff(&plans), Some(PlanDiff::default()), "nothing changed");
+
+        // One service gains a backend, one is new, one is gone.
+        plans[7].active.push(BackendAddr {
+            addr: "10.1.0.2".parse().unwrap(),
+            port: 8080,
+            local: false,
+        });
+        plans.push(plan("new", "10.96.1.1", &["10.1.0.3"]));
+        let gone = plans.remove(20);
+        let d = a.diff(&plans).expect("no duplicates");
+        assert_eq!(
+            d,
+            PlanDiff {
+                changed: vec![plans[7].clone(), plans[49].clone()],
+                removed: vec![gone.frontend],
+            }
+        );
+        a.commit(d);
+        assert_eq!(a.diff(&plans), Some(PlanDiff::default()), "after commit");
+
+        // The same plans in another order are no change; a frontend planned twice is the
+        // full apply's to report.
+        plans.reverse();
+        assert_eq!(a.diff(&plans), Some(PlanDiff::default()));
+        let dup = plans[3].clone();
+        plans.push(dup);
+        assert_eq!(a.diff(&plans), None);
+        let mut fresh_dup = vec![plan("x", "10.96.2.1", &[]), plan("y", "10.96.2.1", &[])];
+        assert_eq!(a.diff(&fresh_dup), None, "a new frontend planned twice");
+        fresh_dup.truncate(1);
+        let d = a.diff(&fresh_dup).expect("one plan");
+        assert_eq!((d.changed.len(), d.removed.len()), (1, 50));
     }
 
     #[test]

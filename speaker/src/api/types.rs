@@ -176,6 +176,20 @@ pub struct DatapathJson {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyJson {
     pub at_unix_seconds: u64,
+    /// Every plan went to the writer (the first apply after loading or adopting, or after a
+    /// failure); false: only the frontends that changed since the last apply.
+    #[serde(default)]
+    pub full: bool,
+    /// Frontends given to the writer as changed (all of them when `full`), and as removed.
+    #[serde(default)]
+    pub frontends_changed: u64,
+    #[serde(default)]
+    pub frontends_removed: u64,
+    /// Time to diff the plans against the last applied ones, and time in the writer.
+    #[serde(default)]
+    pub diff_micros: u64,
+    #[serde(default)]
+    pub writer_micros: u64,
     pub writes: u64,
     pub services_written: u64,
     pub services_deleted: u64,
