@@ -36,6 +36,8 @@ pub struct PathAttrs {
     /// they were given.
     wire: Box<[u8]>,
     next_hop: Option<RouteNextHop>,
+    /// Hash of `wire` and `next_hop`, computed once (interning and table growth reuse it).
+    hash: u64,
     // Derived from `wire` (so they do not change equality), kept decoded for the decision
     // process.
     local_pref: Option<u32>,
@@ -49,7 +51,7 @@ pub struct PathAttrs {
 
 impl PartialEq for PathAttrs {
     fn eq(&self, other: &PathAttrs) -> bool {
-        self.next_hop == other.next_hop && self.wire == other.wire
+        self.hash == other.hash && self.next_hop == other.next_hop && self.wire == other.wire
     }
 }
 
@@ -57,9 +59,14 @@ impl Eq for PathAttrs {}
 
 impl std::hash::Hash for PathAttrs {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        self.wire.hash(h);
-        self.next_hop.hash(h);
+        h.write_u64(self.hash);
     }
+}
+
+/// The seed of `PathAttrs::hash`, one per process.
+fn set_seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| FastHash::new().seed)
 }
 
 impl PathAttrs {
@@ -71,6 +78,7 @@ impl PathAttrs {
         let mut p = PathAttrs {
             wire: Box::default(),
             next_hop,
+            hash: 0,
             local_pref: None,
             med: None,
             origin: Origin::Incomplete,
@@ -103,6 +111,10 @@ impl PathAttrs {
             }
         }
         p.wire = Box::from(&buf[..]);
+        let mut h = FxHasher(set_seed());
+        std::hash::Hash::hash(&p.wire, &mut h);
+        std::hash::Hash::hash(&p.next_hop, &mut h);
+        p.hash = h.finish();
         p
     }
 

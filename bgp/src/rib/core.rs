@@ -13,8 +13,8 @@ use crate::fsm::DownReason;
 use crate::negotiate::Negotiated;
 use crate::wire::error::{cease_sub, code};
 use crate::wire::{
-    AsPath, Attr, AttrValue, Context, Family, NextHop, Nlri, Origin, RefreshSubtype, RouteRefresh,
-    Treatment, Update,
+    AsPath, Attr, AttrValue, Context, Family, MpNlri, NextHop, Nlri, Origin, RefreshSubtype,
+    RouteRefresh, Treatment, Update,
 };
 
 use super::attrs::{Interner, PathAttrs, RouteNextHop};
@@ -662,22 +662,35 @@ impl Rib {
         };
 
         // Withdrawals (always honoured, RFC 7606 §2).
-        let mut withdrawn: Vec<(Family, Nlri)> = Vec::new();
+        let p = id.0;
         if carries_v4 {
-            withdrawn.extend(update.withdrawn.iter().map(|n| (Family::IPV4_UNICAST, *n)));
+            for n in &update.withdrawn {
+                if self.remove_route(Family::IPV4_UNICAST, n.prefix, p, n.path_id.unwrap_or(0)) {
+                    applied.withdrawn += 1;
+                }
+            }
         }
         if let Some(m) = update.mp_unreach() {
             if carries(m.family) {
-                withdrawn.extend(m.withdrawn.prefixes().iter().map(|n| (m.family, *n)));
+                for n in m.withdrawn.prefixes() {
+                    if self.remove_route(m.family, n.prefix, p, n.path_id.unwrap_or(0)) {
+                        applied.withdrawn += 1;
+                    }
+                }
             }
         }
-        // Announcements, and where they go.
-        // (family, prefix, came in MP_REACH_NLRI)
-        let mut announced: Vec<(Family, Nlri, bool)> = Vec::new();
+        // Announcements: MP_REACH_NLRI's prefixes (the attribute is taken out of the list:
+        // attribute sets never store it), then the NLRI field's.
+        let mp = update
+            .attrs
+            .iter()
+            .position(|a| matches!(a.value, AttrValue::MpReach(_)))
+            .map(|i| update.attrs.remove(i).value);
         let mut nh_v6 = None;
-        if let Some(m) = update.mp_reach() {
+        let mut mp_family = Family::IPV6_UNICAST;
+        let mut mp_nlri: Vec<Nlri> = Vec::new();
+        if let Some(AttrValue::MpReach(m)) = mp {
             if carries(m.family) {
-                announced.extend(m.nlri.prefixes().iter().map(|n| (m.family, *n, true)));
                 nh_v6 = match m.next_hop {
                     NextHop::V4(a) => Some(RouteNextHop::V4(a)),
                     NextHop::V6 { global, link_local } => {
@@ -685,21 +698,22 @@ impl Rib {
                     }
                     NextHop::Opaque(_) => None,
                 };
+                mp_family = m.family;
+                if let MpNlri::Prefixes(v) = m.nlri {
+                    mp_nlri = v;
+                }
             } else {
                 applied.rejected += m.nlri.prefixes().len();
             }
         }
-        if carries_v4 {
-            announced.extend(
-                update
-                    .nlri
-                    .iter()
-                    .map(|n| (Family::IPV4_UNICAST, *n, false)),
-            );
+        let v4_nlri = if carries_v4 {
+            std::mem::take(&mut update.nlri)
         } else {
             applied.rejected += update.nlri.len();
-        }
-        let refused = !withdraw_all && !announced.is_empty() && {
+            Vec::new()
+        };
+        let any = !mp_nlri.is_empty() || !v4_nlri.is_empty();
+        let refused = !withdraw_all && any && {
             // RFC 4271 §9.1.2: a route whose AS_PATH holds our AS is not a candidate.
             let looped = update
                 .as_path()
@@ -712,19 +726,23 @@ impl Rib {
             looped || reflected
         };
         if refused {
-            applied.rejected += announced.len();
+            applied.rejected += mp_nlri.len() + v4_nlri.len();
         }
+        let announced = || {
+            mp_nlri
+                .iter()
+                .map(|n| (mp_family, n, true))
+                .chain(v4_nlri.iter().map(|n| (Family::IPV4_UNICAST, n, false)))
+        };
         if withdraw_all || refused {
-            withdrawn.extend(announced.drain(..).map(|(f, n, _)| (f, n)));
-        }
-
-        let p = id.0;
-        for (f, n) in withdrawn {
-            if self.remove_route(f, n.prefix, p, n.path_id.unwrap_or(0)) {
-                applied.withdrawn += 1;
+            for (f, n, _) in announced() {
+                if self.remove_route(f, n.prefix, p, n.path_id.unwrap_or(0)) {
+                    applied.withdrawn += 1;
+                }
             }
+            return Ok(applied);
         }
-        if announced.is_empty() {
+        if !any {
             return Ok(applied);
         }
         let mut kept: Vec<Attr> = update.attrs;
@@ -737,7 +755,7 @@ impl Rib {
             }
             _ => true,
         });
-        let nh_v4 = update.nlri.first().and_then(|_| {
+        let nh_v4 = v4_nlri.first().and_then(|_| {
             kept.iter().find_map(|a| match a.value {
                 AttrValue::NextHop(n) => Some(RouteNextHop::V4(n)),
                 _ => None,
@@ -745,7 +763,7 @@ impl Rib {
         });
         let mut set_v4 = None;
         let mut set_v6 = None;
-        for (f, n, from_mp) in announced {
+        for (f, n, from_mp) in announced() {
             let v6 = f == Family::IPV6_UNICAST;
             let attrs = if v6 {
                 set_v6
