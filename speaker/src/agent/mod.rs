@@ -306,11 +306,7 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     let listener = match cfg.listen {
         Some(l) => {
             let addr = SocketAddr::new(l.address.unwrap_or(IpAddr::from([0u16; 8])), l.port);
-            let md5: Vec<(IpAddr, Vec<u8>)> = specs
-                .iter()
-                .filter_map(|s| s.socket.md5_key.clone().map(|k| (s.address, k)))
-                .collect();
-            let l = listener::bind(addr, &md5)?;
+            let l = listener::bind(addr, &specs)?;
             tracing::info!("listening for BGP on {addr}");
             Some(l)
         }

@@ -167,6 +167,27 @@ impl Driver {
     fn inbound(&mut self, stream: TcpStream) {
         let id = ConnId::inbound(self.next_inbound);
         self.next_inbound += 1;
+        if let Some(min) = self.spec.socket.min_ttl {
+            // RFC 5082: a segment below the minimum is dropped, the SYN included. The listener
+            // cannot filter for us when it also serves non-GTSM peers, so check the TTL the
+            // SYN arrived with before anything is read from the connection.
+            let rejected = match socket::syn_ttl(&stream) {
+                Ok(ttl) if ttl >= min => None,
+                Ok(ttl) => Some(format!(
+                    "GTSM: inbound connection from {} arrived with TTL {ttl}, below the minimum {min}: closed",
+                    self.spec.address
+                )),
+                Err(e) => Some(format!(
+                    "GTSM: cannot read the TTL of the inbound SYN from {} ({e}): closed",
+                    self.spec.address
+                )),
+            };
+            if let Some(text) = rejected {
+                tracing::warn!(peer = %self.spec.address, conn = %id, "{text}");
+                self.with_status(|s| s.last_error = Some(text));
+                return;
+            }
+        }
         if let Err(e) = socket::apply_stream(&stream, &self.spec.socket) {
             tracing::warn!(peer = %self.spec.address, "socket options on inbound connection: {e}");
             return;

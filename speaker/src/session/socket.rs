@@ -3,6 +3,14 @@
 //! (RFC 2385, `TCP_MD5SIG`), the outgoing TTL / hop limit (eBGP single-hop 1, multihop N) and
 //! GTSM's minimum incoming TTL (RFC 5082, `IP_MINTTL` / `IPV6_MINHOPCOUNT`). Only this file
 //! calls `setsockopt`.
+//!
+//! GTSM on the passive side: the kernel answers a SYN from the listening socket, before any
+//! peer's options can be set on the connection, so the listener sends with TTL 255 (or a GTSM
+//! peer, which drops anything below 255, never sees our SYN-ACK) and saves every SYN's headers
+//! (`TCP_SAVE_SYN`): [`syn_ttl`] reads the TTL the connection's first segment arrived with,
+//! which the peer's task checks against its GTSM minimum before it reads a byte. When every
+//! peer on a listener uses GTSM the listener also carries the lowest of their minimums
+//! ([`set_min_ttl`]), so the kernel drops a far SYN without even answering it.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -126,15 +134,67 @@ pub fn set_ttl(fd: RawFd, v6: bool, ttl: u8, min_ttl: Option<u8>) -> io::Result<
         setsockopt(fd, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?;
     }
     if let Some(min) = min_ttl {
-        let min = libc::c_int::from(min);
-        if v6 {
-            setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, &min)?;
-            let _ = setsockopt(fd, libc::IPPROTO_IP, libc::IP_MINTTL, &min);
-        } else {
-            setsockopt(fd, libc::IPPROTO_IP, libc::IP_MINTTL, &min)?;
-        }
+        set_min_ttl(fd, v6, min)?;
     }
     Ok(())
+}
+
+/// GTSM: the kernel drops every segment for `fd` (a listener: every SYN) that arrives with a
+/// TTL / hop limit below `min` (`IP_MINTTL`; `IPV6_MINHOPCOUNT` and, for IPv4-mapped
+/// traffic, `IP_MINTTL` on an IPv6 socket).
+pub fn set_min_ttl(fd: RawFd, v6: bool, min: u8) -> io::Result<()> {
+    let min = libc::c_int::from(min);
+    if v6 {
+        setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, &min)?;
+        let _ = setsockopt(fd, libc::IPPROTO_IP, libc::IP_MINTTL, &min);
+    } else {
+        setsockopt(fd, libc::IPPROTO_IP, libc::IP_MINTTL, &min)?;
+    }
+    Ok(())
+}
+
+/// The TTL (IPv4) or hop limit (IPv6) of the SYN that opened `stream`, from the headers its
+/// listener saved (`TCP_SAVE_SYN`, set by [`listen`]). Readable once per connection.
+pub fn syn_ttl(stream: &TcpStream) -> io::Result<u8> {
+    let mut buf = [0u8; 512];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `buf` and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_SAVED_SYN,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let headers = buf.get(..len as usize).unwrap_or(&[]);
+    saved_syn_ttl(headers).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "no IP header in the saved SYN ({} bytes{})",
+                headers.len(),
+                if headers.is_empty() {
+                    ": the listener did not save it"
+                } else {
+                    ""
+                }
+            ),
+        )
+    })
+}
+
+/// The TTL / hop limit in saved SYN headers, which start at the IP header.
+fn saved_syn_ttl(headers: &[u8]) -> Option<u8> {
+    match headers.first()? >> 4 {
+        4 => headers.get(8).copied(),
+        6 => headers.get(7).copied(),
+        _ => None,
+    }
 }
 
 /// Options for an accepted (or connected) stream.
@@ -171,23 +231,25 @@ pub async fn connect(
     Ok(stream)
 }
 
-/// A listening socket on `addr` (`[::]` is dual-stack), with SO_REUSEADDR.
+/// A listening socket on `addr` (`[::]` is dual-stack), with SO_REUSEADDR, TTL / hop limit
+/// 255 for its SYN-ACKs and the SYN headers of every connection saved for [`syn_ttl`].
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv6() {
         TcpSocket::new_v6()?
     } else {
         TcpSocket::new_v4()?
     };
+    let fd = socket.as_raw_fd();
     socket.set_reuseaddr(true)?;
     if addr.is_ipv6() {
         let off: libc::c_int = 0;
-        setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            &off,
-        )?;
+        setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &off)?;
     }
+    // The SYN-ACK leaves before the connection is ours to configure: 255 reaches every peer
+    // (a GTSM peer drops less); each accepted stream then gets its peer's TTL.
+    set_ttl(fd, addr.is_ipv6(), 255, None)?;
+    let on: libc::c_int = 1;
+    setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_SAVE_SYN, &on)?;
     socket.bind(addr)?;
     socket.listen(64)
 }
@@ -198,5 +260,52 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_syn_ttl_reads_ipv4_ttl_and_ipv6_hop_limit() {
+        // IPv4 header: version/IHL 0x45, TTL at offset 8.
+        let mut v4 = [0u8; 40];
+        v4[0] = 0x45;
+        v4[8] = 254;
+        assert_eq!(saved_syn_ttl(&v4), Some(254));
+        // IPv6 header: version 6 in the top nibble, hop limit at offset 7.
+        let mut v6 = [0u8; 60];
+        v6[0] = 0x60;
+        v6[7] = 1;
+        assert_eq!(saved_syn_ttl(&v6), Some(1));
+        assert_eq!(saved_syn_ttl(&[]), None);
+        assert_eq!(saved_syn_ttl(&[0x45, 0, 0]), None);
+        assert_eq!(saved_syn_ttl(&[0x20; 40]), None);
+    }
+
+    /// On loopback a SYN arrives with the sender's TTL: the listener saved it, and the
+    /// accepted stream reports it once.
+    #[tokio::test]
+    async fn listener_saves_the_syn_ttl_of_each_connection() {
+        for (bind, ttl) in [("127.0.0.1:0", 77u8), ("[::1]:0", 200u8)] {
+            let addr: SocketAddr = bind.parse().unwrap();
+            let Ok(l) = listen(addr) else {
+                eprintln!("SKIPPED for {bind}: cannot listen there");
+                continue;
+            };
+            let to = l.local_addr().unwrap();
+            let opts = SocketOptions {
+                ttl,
+                min_ttl: None,
+                md5_key: None,
+            };
+            let (client, accepted) = tokio::join!(connect(to, None, &opts), l.accept());
+            let _client = client.unwrap();
+            let (stream, _) = accepted.unwrap();
+            assert_eq!(syn_ttl(&stream).unwrap(), ttl, "{bind}");
+            // The kernel hands the saved headers out once.
+            assert!(syn_ttl(&stream).is_err());
+        }
     }
 }
