@@ -270,4 +270,91 @@ fn main() {
         "peak live heap {:.1} MB (includes the encoded table and, in step 1, the decoded UPDATEs)",
         PEAK.load(Ordering::Relaxed) as f64 / 1e6
     );
+    drop(rib);
+    peers10(&cx);
+}
+
+/// 4. The ingest bench's `peers10` in-process: 10 eBGP peers (as on one LAN: one local
+/// address), each announcing its own 100,000 prefixes (83,333 IPv4 + 16,667 IPv6); UPDATEs
+/// are applied round-robin and every 1000 of them each peer's writer pulls 64 KiB, so every
+/// route is re-advertised to the 9 other peers while the tables come in.
+fn peers10(cx: &Context) {
+    const N: u32 = 10;
+    let local = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 100));
+    let base0 = live();
+    let mut feeds = Vec::new();
+    for i in 0..N {
+        let addr = Ipv4Addr::new(10, 99, 0, 1 + i as u8);
+        let spec = Spec::feed(
+            83_333,
+            16_667,
+            i,
+            N,
+            NextHops::Fixed {
+                v4: addr,
+                v6: Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1 + i as u16),
+                v6_link_local: None,
+            },
+        );
+        let table = synth::table(&spec, cx).expect("synthetic table encodes");
+        feeds.push((addr, decode_all(&table.bytes, cx)));
+    }
+    let mut rib = Rib::new(RibConfig::new(Ipv4Addr::new(10, 99, 0, 100)));
+    let now = Instant::now();
+    let mut ids = Vec::new();
+    for (i, (addr, _)) in feeds.iter().enumerate() {
+        let asn = 65100 + i as u32;
+        let id = rib
+            .add_peer(PeerConfig::new(IpAddr::V4(*addr), 65000, asn))
+            .expect("peer");
+        rib.peer_up(now, id, &negotiated(asn, *addr), local)
+            .expect("peer up");
+        ids.push(id);
+    }
+    let total: usize = feeds.iter().map(|f| f.1.len()).sum();
+    let t = Instant::now();
+    let c = cpu_s();
+    let mut iters: Vec<_> = feeds.into_iter().map(|f| f.1.into_iter()).collect();
+    let mut wire = bytes::BytesMut::with_capacity(1 << 17);
+    let (mut sent, mut applied) = (0usize, 0usize);
+    let mut pull_all = |rib: &mut Rib, wire: &mut bytes::BytesMut| {
+        let mut any = false;
+        for &id in &ids {
+            wire.clear();
+            if rib.next_encoded(id, 64 * 1024, wire).expect("established") > 0 {
+                any = true;
+                sent += wire.len();
+            }
+        }
+        any
+    };
+    while applied < total {
+        for (i, it) in iters.iter_mut().enumerate() {
+            if let Some(u) = it.next() {
+                rib.apply_update(ids[i], u).expect("applies");
+                applied += 1;
+                if applied % 1000 == 0 {
+                    pull_all(&mut rib, &mut wire);
+                }
+            }
+        }
+    }
+    while pull_all(&mut rib, &mut wire) {}
+    let s = t.elapsed().as_secs_f64();
+    let cpu = cpu_s() - c;
+    drop(iters);
+    let after_unswept = live().saturating_sub(base0);
+    let adv: usize = ids
+        .iter()
+        .map(|&id| rib.counts(id).iter().map(|c| c.advertised).sum::<usize>())
+        .sum();
+    println!(
+        "peers10 (10 x 100k, re-advertised to the 9 others while coming in): {s:.3} s wall, {cpu:.2} s CPU, {adv} routes advertised, {:.1} MB encoded; live heap {:.1} MB after ({:.1} MB before the attribute-set sweep)",
+        sent as f64 / 1e6,
+        {
+            rib.sweep();
+            live().saturating_sub(base0) as f64 / 1e6
+        },
+        after_unswept as f64 / 1e6
+    );
 }
