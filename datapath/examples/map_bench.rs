@@ -182,10 +182,11 @@ fn main() {
         let t = Instant::now();
         let adopted = w2.apply(&ps).expect("adopt apply");
         println!(
-            "restart: adopt {:.1} ms, reconcile {:.1} ms ({} writes)",
+            "restart: adopt {:.1} ms, reconcile {:.1} ms ({} writes, {} frontends claimed as adopted)",
             ms(adopt_read),
             ms(t.elapsed()),
-            adopted.writes()
+            adopted.writes(),
+            adopted.frontends_adopted
         );
         let t = Instant::now();
         let c = w2.counters().expect("counters");

@@ -29,7 +29,11 @@
 //!
 //! A `Writer` built by [`Writer::adopt`] reads the pinned maps first (batch lookups and the
 //! mmapped arrays), so an agent restarted with the same plans writes nothing. Backends found in
-//! the maps are kept until the first full `apply` says which are still wanted.
+//! the maps are kept until the first full `apply` says which are still wanted. Adopting also
+//! notes, per service entry, the (address, port) of its active backends in slot order: a plan
+//! of the first `apply` that matches what the maps hold for its entries is claimed by comparing
+//! it with that (no backend resolution, no new state), and only the others are resolved and
+//! written.
 
 mod alloc;
 mod counters;
@@ -106,6 +110,9 @@ pub struct ApplyStats {
     pub maglev_tables: usize,
     pub ranges_written: usize,
     pub ranges_deleted: usize,
+    /// Frontends of the first `apply` after adopting whose service entries already held what
+    /// their plan wants: claimed by comparison, nothing resolved or written (not a write).
+    pub frontends_adopted: usize,
 }
 
 impl ApplyStats {
@@ -217,6 +224,11 @@ pub struct Writer {
     ownerless: bool,
     /// Backends adopted from the maps are kept until a full apply succeeds.
     adopted_backends: bool,
+    /// Per adopted service entry no plan has claimed yet: its active backends as the maps hold
+    /// them, in slot order (dropped after the first full apply that succeeds).
+    adopted: FxHashMap<SvcKey, Vec<BeIdent>>,
+    /// A buffer `claim_adopted` reuses.
+    scratch: Vec<BeIdent>,
 }
 
 fn proto_num(p: Protocol) -> u8 {
@@ -260,6 +272,27 @@ pub fn srcrange_key(svc_id: u32, net: &IpNet) -> SrcRangeKey {
         svc_id,
         addr: LbAddr::from_ip(addr),
     }
+}
+
+/// A plan's `lb_svc_val.flags` and Maglev table size (0: none). Err: an invalid table size.
+fn plan_flags(plan: &ServicePlan) -> Result<(u16, u32), String> {
+    let (mut flags, maglev_size) = match plan.selection {
+        Selection::Random => (0, 0),
+        Selection::Maglev { table_size } => {
+            crate::maglev::validate_table_size(table_size).map_err(|e| e.to_string())?;
+            (SVC_F_MAGLEV, table_size)
+        }
+    };
+    if plan.affinity_timeout.is_some() {
+        flags |= SVC_F_AFFINITY;
+    }
+    if !plan.source_ranges.is_empty() {
+        flags |= SVC_F_SRC_RANGE;
+    }
+    if plan.no_backends == NoBackends::Drop {
+        flags |= SVC_F_DROP_EMPTY;
+    }
+    Ok((flags, maglev_size))
 }
 
 /// One plan, validated and resolved into service entries.
@@ -375,9 +408,16 @@ impl Writer {
 
         let be_len = maps.backends.len();
         let mut be_meta = vec![BeMeta::default(); be_len];
+        let be_arr = maps.backends.as_slice();
+        let n_valid = be_arr
+            .iter()
+            .skip(1)
+            .filter(|v| v.flags & BE_F_VALID != 0)
+            .count();
         let mut backends = FxHashMap::default();
-        let mut be_used = Vec::new();
-        for (id, v) in maps.backends.as_slice().iter().enumerate().skip(1) {
+        backends.reserve(n_valid);
+        let mut be_used = Vec::with_capacity(n_valid);
+        for (id, v) in be_arr.iter().enumerate().skip(1) {
             if v.flags & BE_F_VALID != 0 {
                 backends.insert((v.addr, u16::from_be(v.port_be)), id as u32);
                 be_meta[id] = BeMeta {
@@ -388,12 +428,28 @@ impl Writer {
                 be_used.push(id as u32);
             }
         }
-        for ks in keys.values() {
+        let mut adopted: FxHashMap<SvcKey, Vec<BeIdent>> = FxHashMap::default();
+        adopted.reserve(keys.len());
+        for (k, ks) in &keys {
             for id in &ks.active {
                 if let Some(m) = be_meta.get_mut(*id as usize) {
                     m.active_refs += 1;
                     m.refs += 1;
                 }
+            }
+            // An entry pointing at a backend that is not there is left to the full path.
+            let idents: Option<Vec<BeIdent>> = ks
+                .active
+                .iter()
+                .map(|id| {
+                    be_arr
+                        .get(*id as usize)
+                        .filter(|v| v.flags & BE_F_VALID != 0 && *id != 0)
+                        .map(|v| (v.addr, u16::from_be(v.port_be)))
+                })
+                .collect();
+            if let Some(i) = idents {
+                adopted.insert(*k, i);
             }
         }
         let svc_used: Vec<u32> = keys.values().map(|k| k.val.svc_id).collect();
@@ -417,6 +473,8 @@ impl Writer {
             epoch: 0,
             ownerless: true,
             adopted_backends: true,
+            adopted,
+            scratch: Vec::new(),
         })
     }
 
@@ -452,6 +510,8 @@ impl Writer {
         let epoch = self.epoch;
         let mut changes: Vec<(Frontend, Option<&ServicePlan>)> = Vec::new();
         let mut fresh: std::collections::HashSet<Frontend, alloc::FxBuild> = Default::default();
+        self.fes.reserve(plans.len().saturating_sub(self.fes.len()));
+        let mut adopted = 0;
         for p in plans {
             match self.fes.get_mut(&p.frontend) {
                 Some(fe) if fe.epoch == epoch => {
@@ -478,7 +538,11 @@ impl Writer {
                             ),
                         });
                     }
-                    changes.push((p.frontend, Some(p)));
+                    if !self.adopted.is_empty() && self.claim_adopted(p, epoch) {
+                        adopted += 1;
+                    } else {
+                        changes.push((p.frontend, Some(p)));
+                    }
                 }
             }
         }
@@ -487,7 +551,129 @@ impl Writer {
                 changes.push((*fe, None));
             }
         }
-        self.commit(changes, true)
+        let mut st = self.commit(changes, true)?;
+        self.adopted = FxHashMap::default();
+        st.frontends_adopted = adopted;
+        Ok(st)
+    }
+
+    /// Claims the adopted service entries of `plan`'s frontend without resolving it, when they
+    /// hold exactly what the plan would write (the same value, active backends in the same
+    /// slots, the same source ranges): then the plan costs a comparison, as an unchanged plan
+    /// does. Returns false (nothing changed) otherwise; the plan then takes the full path,
+    /// which also reports what is wrong with it.
+    fn claim_adopted(&mut self, plan: &ServicePlan, epoch: u64) -> bool {
+        let fe = &plan.frontend;
+        let Ok(keys) = self.frontend_keys(fe) else {
+            return false;
+        };
+        if keys.is_empty()
+            || plan
+                .active
+                .iter()
+                .chain(&plan.terminating)
+                .any(|b| b.addr.is_ipv4() != fe.addr.is_ipv4())
+        {
+            return false;
+        }
+        let Ok((flags, maglev_size)) = plan_flags(plan) else {
+            return false;
+        };
+        let mut active = std::mem::take(&mut self.scratch);
+        active.clear();
+        active.extend(plan.active.iter().map(ident));
+        active.sort_unstable();
+        active.dedup();
+        let claimed = self.claim_with(plan, keys, &active, flags, maglev_size, epoch);
+        self.scratch = active;
+        claimed
+    }
+
+    fn claim_with(
+        &mut self,
+        plan: &ServicePlan,
+        keys: Vec<SvcKey>,
+        active: &[BeIdent],
+        flags: u16,
+        maglev_size: u32,
+        epoch: u64,
+    ) -> bool {
+        let fe = &plan.frontend;
+        let mut term_ids: Vec<u32> = Vec::new();
+        if !plan.terminating.is_empty() {
+            let mut term: Vec<BeIdent> = plan
+                .terminating
+                .iter()
+                .map(ident)
+                .filter(|t| active.binary_search(t).is_err())
+                .collect();
+            term.sort_unstable();
+            term.dedup();
+            for t in &term {
+                match self.backends.get(t) {
+                    Some(id) => term_ids.push(*id),
+                    None => return false,
+                }
+            }
+        }
+        for k in &keys {
+            let (Some(ks), Some(idents)) = (self.keys.get(k), self.adopted.get(k)) else {
+                return false;
+            };
+            let v = &ks.val;
+            let maglev_same = if maglev_size == 0 {
+                ks.maglev.is_none() && v.maglev_size == 0 && v.maglev_base == 0
+            } else {
+                ks.maglev.is_some() && v.maglev_size == maglev_size
+            };
+            if ks.owner.is_some()
+                || idents.as_slice() != active
+                || v.count as usize != active.len()
+                || active.is_empty() != ks.region.is_none()
+                || (ks.region.is_none() && v.slot_base != 0)
+                || !maglev_same
+                || v.flags != flags
+                || v.kind != kind_num(fe.kind)
+                || v.affinity_timeout_s != plan.affinity_timeout.unwrap_or(0)
+                || v.pad != 0
+            {
+                return false;
+            }
+            if plan.source_ranges.is_empty() != ks.ranges.is_empty() {
+                return false;
+            }
+            if !plan.source_ranges.is_empty() {
+                let mut ranges: Vec<SrcRangeKey> = plan
+                    .source_ranges
+                    .iter()
+                    .map(|n| srcrange_key(v.svc_id, n))
+                    .collect();
+                ranges.sort();
+                ranges.dedup();
+                if ranges != ks.ranges {
+                    return false;
+                }
+            }
+        }
+        for k in &keys {
+            self.adopted.remove(k);
+            if let Some(ks) = self.keys.get_mut(k) {
+                ks.owner = Some(*fe);
+                ks.terminating = term_ids.clone();
+            }
+            for id in &term_ids {
+                self.be_meta[*id as usize].refs += 1;
+            }
+        }
+        self.fes.insert(
+            *fe,
+            FeState {
+                plan: Some(plan.clone()),
+                keys,
+                epoch,
+            },
+        );
+        true
     }
 
     /// Applies only these changes: `changed` plans replace (or add) the plan of their
@@ -521,27 +707,31 @@ impl Writer {
         self.commit(changes, false)
     }
 
+    /// The service entries of a frontend: one, or one per node address for a NodePort on the
+    /// unspecified address. Err: what is wrong with it.
+    fn frontend_keys(&self, fe: &Frontend) -> Result<Vec<SvcKey>, String> {
+        if fe.addr.is_unspecified() && fe.kind == FrontendKind::NodePort {
+            Ok(self
+                .cfg
+                .node_addrs
+                .iter()
+                .filter(|a| a.is_ipv4() == fe.addr.is_ipv4())
+                .map(|a| svc_key(*a, fe.port, fe.proto))
+                .collect())
+        } else if fe.addr.is_unspecified() {
+            Err(format!("frontend {}:{} has no address", fe.addr, fe.port))
+        } else {
+            Ok(vec![svc_key(fe.addr, fe.port, fe.proto)])
+        }
+    }
+
     fn want<'a>(&self, plan: &'a ServicePlan) -> Result<Want<'a>, WriteError> {
         let bad = |what: String| WriteError::Plan {
             service: plan.service.clone(),
             what,
         };
         let fe = &plan.frontend;
-        let keys: Vec<SvcKey> = if fe.addr.is_unspecified() && fe.kind == FrontendKind::NodePort {
-            self.cfg
-                .node_addrs
-                .iter()
-                .filter(|a| a.is_ipv4() == fe.addr.is_ipv4())
-                .map(|a| svc_key(*a, fe.port, fe.proto))
-                .collect()
-        } else if fe.addr.is_unspecified() {
-            return Err(bad(format!(
-                "frontend {}:{} has no address",
-                fe.addr, fe.port
-            )));
-        } else {
-            vec![svc_key(fe.addr, fe.port, fe.proto)]
-        };
+        let keys = self.frontend_keys(fe).map_err(bad)?;
         for b in plan.active.iter().chain(&plan.terminating) {
             if b.addr.is_ipv4() != fe.addr.is_ipv4() {
                 return Err(bad(format!(
@@ -550,22 +740,7 @@ impl Writer {
                 )));
             }
         }
-        let (mut flags, maglev_size) = match plan.selection {
-            Selection::Random => (0, 0),
-            Selection::Maglev { table_size } => {
-                crate::maglev::validate_table_size(table_size).map_err(|e| bad(e.to_string()))?;
-                (SVC_F_MAGLEV, table_size)
-            }
-        };
-        if plan.affinity_timeout.is_some() {
-            flags |= SVC_F_AFFINITY;
-        }
-        if !plan.source_ranges.is_empty() {
-            flags |= SVC_F_SRC_RANGE;
-        }
-        if plan.no_backends == NoBackends::Drop {
-            flags |= SVC_F_DROP_EMPTY;
-        }
+        let (flags, maglev_size) = plan_flags(plan).map_err(bad)?;
         let mut active: Vec<&BackendAddr> = plan.active.iter().collect();
         active.sort_by_key(|b| (b.addr, b.port));
         active.dedup_by_key(|b| (b.addr, b.port));

@@ -709,6 +709,11 @@ fn agent_serves_vip_and_nodeport_drains_terminating_backends_and_survives_kill_9
         s.datapath.writes_total, 0,
         "a restarted agent with the same objects must write nothing: {s:#?}"
     );
+    let a = s.datapath.last_apply.as_ref().expect("last apply");
+    assert!(
+        a.full && a.frontends_adopted == 6,
+        "every frontend found in the adopted maps as planned: {a:?}"
+    );
     let after = vip_entry(&s, &lab.vip(false).ip())
         .counters
         .clone()

@@ -12,7 +12,7 @@ use datapath::maps::{
     BE_F_VALID,
 };
 use datapath::plan::{FrontendKind, NoBackends, Protocol, Selection, ServicePlan};
-use datapath::writer::{read_counters, Writer};
+use datapath::writer::{read_counters, ApplyStats, Writer};
 
 use crate::env::*;
 use crate::pkt::{self, Parsed};
@@ -425,8 +425,11 @@ fn restarted_writer_adopts_the_maps_and_writes_only_differences() {
         assert_eq!(w2.service_count(), 50);
         assert_eq!(
             w2.apply(&plans).expect("adopt apply"),
-            Default::default(),
-            "adoption rewrote state"
+            ApplyStats {
+                frontends_adopted: 50,
+                ..Default::default()
+            },
+            "adoption rewrote state, or resolved plans the maps already held"
         );
 
         // One backend of one service changes: only that service's slots flip.
@@ -449,6 +452,125 @@ fn restarted_writer_adopts_the_maps_and_writes_only_differences() {
         let m = w2.maps();
         assert_eq!(m.svc.keys().unwrap().len(), 49);
         assert_eq!(valid_backends(&w2).len(), 49 * 3);
+    });
+}
+
+#[test]
+fn an_adopting_writer_claims_matching_plans_by_comparison_and_resolves_only_the_others() {
+    let fs = Bpffs::new("pr-claim");
+    in_netns(None, move || {
+        let fs = fs;
+        let node: IpAddr = ip("10.99.190.1");
+        let f = fixture(&fs, |_| {});
+        let mut w = Writer::open(&fs.path, writer_cfg(vec![node])).expect("writer");
+        drop(f.w);
+        let b = |i: u8| be(&format!("10.99.191.{i}"), 8080, true);
+        // A: one active, one terminating. B: two active. C: a NodePort on every node address.
+        // D: Maglev with source ranges and affinity.
+        let mut a = plan(
+            "a",
+            FrontendKind::LoadBalancer,
+            "10.99.190.10",
+            80,
+            Protocol::Tcp,
+            vec![b(1)],
+        );
+        a.terminating = vec![b(2)];
+        let bb = plan(
+            "b",
+            FrontendKind::LoadBalancer,
+            "10.99.190.11",
+            80,
+            Protocol::Tcp,
+            vec![b(4), b(3)],
+        );
+        let c = plan(
+            "c",
+            FrontendKind::NodePort,
+            "0.0.0.0",
+            30080,
+            Protocol::Tcp,
+            vec![b(5)],
+        );
+        let mut d = plan(
+            "d",
+            FrontendKind::LoadBalancer,
+            "10.99.190.12",
+            443,
+            Protocol::Tcp,
+            vec![b(6), b(7)],
+        );
+        d.selection = Selection::Maglev { table_size: 131 };
+        d.source_ranges = vec!["10.99.192.0/24".parse().unwrap()];
+        d.affinity_timeout = Some(30);
+        let mut plans = vec![a, bb, c, d];
+        w.apply(&plans).expect("apply");
+        let before = snap(&w);
+        drop(w);
+
+        // Same plans (B's backends in another order): all four claimed, nothing written, and the
+        // terminating backend kept.
+        plans[1].active.reverse();
+        let mut w2 = Writer::open(&fs.path, writer_cfg(vec![node])).expect("adopt");
+        let st = w2.apply(&plans).expect("adopt apply");
+        assert_eq!(
+            st,
+            ApplyStats {
+                frontends_adopted: 4,
+                ..Default::default()
+            }
+        );
+        let after = snap(&w2);
+        assert_eq!(before.svc, after.svc);
+        assert!(before.backends == after.backends);
+        let term = w2
+            .backend_id(b(2).addr, 8080)
+            .expect("terminating backend kept");
+        assert_eq!(
+            after.backends[term as usize].flags,
+            BE_F_VALID | BE_F_LOCAL | BE_F_TERMINATING
+        );
+        // The claimed state is the writer's own: the endpoint goes, the backend with it.
+        plans[0].terminating.clear();
+        let st = w2.apply(&plans).expect("terminating endpoint deleted");
+        assert_eq!((st.backends_deleted, st.writes()), (1, 1), "{st:?}");
+        assert_eq!(w2.backend_id(b(2).addr, 8080), None);
+        drop(w2);
+
+        // A third writer with one plan changed (B) and one gone (D): the two others are claimed,
+        // B is resolved and written, D's entry and backends removed.
+        plans[1].active[0] = b(8);
+        let d = plans.pop().expect("d");
+        let mut w3 = Writer::open(&fs.path, writer_cfg(vec![node])).expect("adopt");
+        let st = w3.apply(&plans).expect("adopt apply");
+        assert_eq!(
+            (
+                st.frontends_adopted,
+                st.services_written,
+                st.services_deleted,
+                st.backends_written,
+                st.backends_deleted
+            ),
+            (2, 1, 1, 1, 3),
+            "{st:?}"
+        );
+        assert!(w3.service_id(d.frontend.addr, 443, Protocol::Tcp).is_none());
+        let syn = pkt::build(
+            ip("10.99.193.7"),
+            plans[1].frontend.addr,
+            41000,
+            80,
+            pkt::TCP,
+            b"",
+        );
+        let mut dp = f.dp;
+        let (_, out) = run(&mut dp, TC_INGRESS, &syn);
+        let to = pkt::parse_checked(&out).dst;
+        assert!(
+            to == b(4).addr || to == b(8).addr,
+            "B's traffic went to {to}"
+        );
+        assert_eq!(w3.apply(&plans).expect("again").writes(), 0);
     });
 }
 

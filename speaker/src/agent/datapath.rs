@@ -560,6 +560,7 @@ fn apply_json(run: &ApplyRun) -> ApplyJson {
         full: run.full,
         frontends_changed: n(run.changed),
         frontends_removed: n(run.removed),
+        frontends_adopted: n(s.frontends_adopted),
         diff_micros: run.diff.as_micros() as u64,
         writer_micros: run.writer.as_micros() as u64,
         writes: n(s.writes()),

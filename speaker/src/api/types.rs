@@ -185,6 +185,10 @@ pub struct ApplyJson {
     pub frontends_changed: u64,
     #[serde(default)]
     pub frontends_removed: u64,
+    /// Frontends of the first apply after a restart found in the adopted maps as planned
+    /// (claimed by comparison, nothing written).
+    #[serde(default)]
+    pub frontends_adopted: u64,
     /// Time to diff the plans against the last applied ones, and time in the writer.
     #[serde(default)]
     pub diff_micros: u64,
