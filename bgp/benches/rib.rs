@@ -274,7 +274,7 @@ fn main() {
     peers10(&cx);
 }
 
-/// 4. The ingest bench's `peers10` in-process: 10 eBGP peers (as on one LAN: one local
+/// Step 4, the ingest bench's `peers10` in-process: 10 eBGP peers (as on one LAN: one local
 /// address), each announcing its own 100,000 prefixes (83,333 IPv4 + 16,667 IPv6); UPDATEs
 /// are applied round-robin and every 1000 of them each peer's writer pulls 64 KiB, so every
 /// route is re-advertised to the 9 other peers while the tables come in.

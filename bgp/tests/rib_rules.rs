@@ -1374,3 +1374,22 @@ fn end_of_rib_and_eorr_follow_the_whole_table_however_it_is_staged() {
     assert_eq!(at, msgs.len() - 1);
     assert_eq!(l.rib.counts(b)[0].advertised, N);
 }
+
+#[test]
+fn a_peer_whose_own_route_becomes_best_gets_the_earlier_one_withdrawn() {
+    let mut l = Lab::new();
+    let a = l.peer("10.99.0.1", 65001, "1.1.1.1");
+    let b = l.peer("10.99.0.2", 65002, "2.2.2.2");
+    l.send(b, announce(&[P], vec![path(&[65002, 7, 8])]));
+    assert_eq!(v4_changes(&l.drain(a)), (vec![net(P)], vec![]));
+    // a's own, shorter path wins: a must not keep b's route, and is never sent its own.
+    l.send(a, announce(&[P], vec![path(&[65001])]));
+    assert_eq!(l.best_peer(P), Some(a));
+    assert_eq!(v4_changes(&l.drain(a)), (vec![], vec![net(P)]));
+    assert_eq!(v4_changes(&l.drain(b)), (vec![net(P)], vec![]));
+    assert!(l.rib.advertised_routes(a, V4).is_empty());
+    // A route of a that a was never sent anything for: nothing at all toward a.
+    l.send(a, announce(&["198.51.100.0/24"], vec![path(&[65001])]));
+    assert!(l.drain(a).is_empty());
+    assert!(!l.rib.has_pending(a));
+}

@@ -20,7 +20,7 @@ use crate::wire::{
 use super::attrs::{Interner, PathAttrs, RouteNextHop};
 use super::decision::{select, DecisionConfig, PeerFacts};
 use super::export::self_addresses;
-use super::out::Pending;
+use super::out::{ExportCache, Pending};
 use super::table::{Bits, Cand, Entry, FamTable, PrefixKey, P4, P6};
 use super::{
     Applied, ExportPolicy, FamilyCounts, PeerConfig, PeerDownOutcome, PeerId, RibConfig, RibError,
@@ -171,6 +171,7 @@ pub struct Rib {
     pub(crate) tables: Tables,
     /// Index = `PeerId.0`; slot 0 is `PeerId::LOCAL`.
     pub(crate) peers: Vec<Option<PeerSlot>>,
+    pub(crate) export_cache: ExportCache,
 }
 
 type Ident = (u16, u32, usize);
@@ -198,10 +199,19 @@ fn reselect(e: &mut Entry, peers: &[Option<PeerSlot>], cfg: &DecisionConfig) {
     }
 }
 
-fn mark_dirty<K: Fam>(peers: &mut [Option<PeerSlot>], slot: u32) {
-    for s in peers.iter_mut().flatten() {
+/// The Loc-RIB route of `slot` changed; `best`: the peer its route now comes from (`None`:
+/// the prefix is gone). A peer that was not sent the prefix and cannot be sent the new route
+/// (it is gone, or came from that very peer: split horizon) has nothing to export, so its
+/// bit is left clear.
+fn mark_dirty<K: Fam>(peers: &mut [Option<PeerSlot>], slot: u32, best: Option<u16>) {
+    for (j, s) in peers.iter_mut().enumerate() {
+        let Some(s) = s else { continue };
         if s.wants(K::FAMILY) {
-            K::out(&mut s.outs).dirty.set(slot);
+            let out = K::out(&mut s.outs);
+            let nothing = best.is_none_or(|b| usize::from(b) == j) && !out.adv.get(slot);
+            if !nothing {
+                out.dirty.set(slot);
+            }
         }
     }
 }
@@ -253,17 +263,17 @@ fn remove_where<K: Fam>(
         });
         if empty {
             t.set_entry(i, None);
-            changed.push(i);
+            changed.push((i, None));
             emptied.push(i);
             continue;
         }
         reselect(e, peers, cfg);
         if ident(&e.first) != old {
-            changed.push(i);
+            changed.push((i, Some(e.first.peer)));
         }
     }
-    for i in changed {
-        mark_dirty::<K>(peers, i);
+    for (i, best) in changed {
+        mark_dirty::<K>(peers, i, best);
     }
     for i in emptied {
         try_free::<K>(tables, peers, i);
@@ -296,6 +306,7 @@ impl Rib {
                 v6: FamTable::new(),
             },
             peers: vec![Some(local)],
+            export_cache: ExportCache::default(),
         }
     }
 
@@ -832,8 +843,9 @@ impl Rib {
         let i = t.find_or_add(key);
         match t.slots[i as usize].entry.as_mut() {
             None => {
+                let from = cand.peer;
                 t.set_entry(i, Some(Entry::new(cand)));
-                mark_dirty::<K>(&mut self.peers, i);
+                mark_dirty::<K>(&mut self.peers, i, Some(from));
                 (true, false)
             }
             Some(e) => {
@@ -844,7 +856,8 @@ impl Rib {
                 let new = e.upsert(cand);
                 reselect(e, &self.peers, &cfg);
                 if ident(&e.first) != old {
-                    mark_dirty::<K>(&mut self.peers, i);
+                    let best = e.first.peer;
+                    mark_dirty::<K>(&mut self.peers, i, Some(best));
                 }
                 (new, was_stale)
             }
@@ -882,12 +895,13 @@ impl Rib {
         }
         if empty {
             t.set_entry(i, None);
-            mark_dirty::<K>(&mut self.peers, i);
+            mark_dirty::<K>(&mut self.peers, i, None);
             try_free::<K>(&mut self.tables, &self.peers, i);
         } else {
             reselect(e, &self.peers, &cfg);
             if ident(&e.first) != old {
-                mark_dirty::<K>(&mut self.peers, i);
+                let best = e.first.peer;
+                mark_dirty::<K>(&mut self.peers, i, Some(best));
             }
         }
         if let Some(s) = self

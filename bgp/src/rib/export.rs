@@ -89,8 +89,52 @@ fn prepend(path: &AsPath, asn: u32) -> AsPath {
     AsPath { segments }
 }
 
+/// Whether the AS_PATH of `attrs` holds `asn` (any segment), read from the stored wire bytes
+/// (4-octet encoding) without decoding: the eBGP sender-side loop check, done per peer
+/// before the per-class export cache (`export` itself does not depend on the peer's AS).
+pub(crate) fn path_holds(attrs: &PathAttrs, asn: u32) -> bool {
+    let w = attrs.wire();
+    let mut pos = 0;
+    while pos + 3 <= w.len() {
+        let flags = w[pos];
+        let ty = w[pos + 1];
+        let (hdr, len) = if flags & crate::wire::flag::EXTENDED_LENGTH != 0 {
+            if pos + 4 > w.len() {
+                return false;
+            }
+            (4, usize::from(u16::from_be_bytes([w[pos + 2], w[pos + 3]])))
+        } else {
+            (3, usize::from(w[pos + 2]))
+        };
+        let Some(v) = w.get(pos + hdr..pos + hdr + len) else {
+            return false;
+        };
+        if ty == crate::wire::attr_type::AS_PATH {
+            let mut i = 0;
+            while i + 2 <= v.len() {
+                let n = usize::from(v[i + 1]);
+                let Some(asns) = v.get(i + 2..i + 2 + 4 * n) else {
+                    return false;
+                };
+                if asns
+                    .chunks_exact(4)
+                    .any(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) == asn)
+                {
+                    return true;
+                }
+                i += 2 + 4 * n;
+            }
+            return false;
+        }
+        pos += hdr + len;
+    }
+    false
+}
+
 /// The outgoing attributes of a route with `attrs` from `src` toward `target`, or `None` when
-/// the rules above forbid sending it. `v6`: the route is IPv6 (for next hop self).
+/// the rules above forbid sending it. `v6`: the route is IPv6 (for next hop self). The
+/// sender-side loop check (`path_holds`) is the caller's: the result does not depend on
+/// `target.peer_as`, so peers that differ only in their AS share it.
 pub(crate) fn export(
     attrs: &PathAttrs,
     src: Source,
@@ -120,9 +164,6 @@ pub(crate) fn export(
             AttrValue::AsPath(p) => {
                 have_path = true;
                 if target.ebgp {
-                    if p.asns().any(|n| n == target.peer_as) {
-                        return None;
-                    }
                     out.push(Attr {
                         flags: a.flags,
                         value: AttrValue::AsPath(prepend(p, target.local_as)),

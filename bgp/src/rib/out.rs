@@ -15,7 +15,8 @@
 //! prefixes. Staging in bounded chunks keeps the memory of a full-table dump per peer small.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Weak};
 
 use bytes::{BufMut, BytesMut};
 
@@ -26,17 +27,20 @@ use crate::wire::{
 
 use super::attrs::{FastHash, PathAttrs, RouteNextHop};
 use super::core::{facts, try_free, Fam, PeerSlot, Rib};
-use super::export::{export, Source, Target};
+use super::export::{export, path_holds, Source, Target};
 use super::table::{P4, P6};
 use super::{Advertised, ExportAction, PeerId, RibError};
 
 /// Changed slots exported per staging pass.
 const STAGE_CHUNK: usize = 32 * 1024;
+/// Entries of each `ExportCache` map before it is emptied.
+const CACHE_CAP: usize = 32 * 1024;
 
 /// The fixed part of the UPDATEs of one group: the encoded path attributes, and where the
 /// prefixes go.
+#[derive(Clone)]
 pub(crate) struct Head {
-    attrs: Vec<u8>,
+    attrs: Arc<[u8]>,
     /// Offset in `attrs` of the MP_REACH_NLRI / MP_UNREACH_NLRI attribute (Extended Length
     /// form) whose value the prefixes end; `None`: IPv4, prefixes in the NLRI or Withdrawn
     /// Routes field.
@@ -50,11 +54,95 @@ pub(crate) enum Pending {
     Msg(Message),
     Routes {
         head: Head,
-        /// Encoded prefixes (with path ids when `add_path`).
-        nlri: Vec<u8>,
+        /// Encoded prefixes (with path ids when `add_path`): `nlri[next..end]` are left to
+        /// send (the buffer is shared by the groups of one staging pass).
+        nlri: Arc<Vec<u8>>,
         next: usize,
+        end: usize,
         add_path: bool,
     },
+}
+
+/// What the default export rules depend on besides the route: everything in `Target` but
+/// the peer's AS (the loop check is per peer, `path_holds`). eBGP peers with the same local
+/// AS and next hop self share a class, and so their exports.
+#[derive(Clone, PartialEq, Eq)]
+struct Class {
+    local_as: u32,
+    ebgp: bool,
+    send_med: bool,
+    next_hop_v4: Ipv4Addr,
+    next_hop_v6: Ipv6Addr,
+    default_local_pref: u32,
+}
+
+impl Class {
+    fn of(t: &Target) -> Class {
+        Class {
+            local_as: t.local_as,
+            ebgp: t.ebgp,
+            send_med: t.send_med,
+            next_hop_v4: t.next_hop_v4,
+            next_hop_v6: t.next_hop_v6,
+            default_local_pref: t.default_local_pref,
+        }
+    }
+}
+
+/// (received set address, source kind, class, IPv6).
+type RouteKey = (usize, u8, u16, bool);
+/// The received set (alive?) and its export (`None`: not exported).
+type Cached = (Weak<PathAttrs>, Option<Arc<PathAttrs>>);
+
+/// Exports shared across peers (and staging passes): the default rules' result per
+/// (received set, source kind, class, family), and the encoded head per exported set. Keys
+/// are set addresses; each entry holds a `Weak` of its set, which keeps the address from
+/// being reused while the entry exists and tells whether the set is still alive. Bounded:
+/// a map is emptied when it reaches `CACHE_CAP` entries, and both are when no peer has
+/// changes left to export.
+#[derive(Default)]
+pub(crate) struct ExportCache {
+    classes: Vec<Class>,
+    routes: HashMap<RouteKey, Cached, FastHash>,
+    heads: HashMap<(usize, bool), (Weak<PathAttrs>, Head), FastHash>,
+}
+
+impl ExportCache {
+    fn is_empty(&self) -> bool {
+        self.routes.is_empty() && self.heads.is_empty()
+    }
+
+    fn class(&mut self, t: &Target) -> u16 {
+        let c = Class::of(t);
+        match self.classes.iter().position(|x| *x == c) {
+            Some(i) => i as u16,
+            None => {
+                if self.classes.len() >= usize::from(u16::MAX) {
+                    // Never in practice; start over rather than overflow.
+                    self.classes.clear();
+                    self.routes.clear();
+                }
+                self.classes.push(c);
+                (self.classes.len() - 1) as u16
+            }
+        }
+    }
+
+    /// The head of `attrs` (an exported set) on 4-octet-AS sessions.
+    fn head(&mut self, family: Family, attrs: &Arc<PathAttrs>, cx: &Context) -> Option<Head> {
+        let key = (Arc::as_ptr(attrs) as usize, family != Family::IPV4_UNICAST);
+        if let Some((w, h)) = self.heads.get(&key) {
+            if w.strong_count() > 0 {
+                return Some(h.clone());
+            }
+        }
+        let h = announce_head(family, attrs, cx, true)?;
+        if self.heads.len() >= CACHE_CAP {
+            self.heads.clear();
+        }
+        self.heads.insert(key, (Arc::downgrade(attrs), h.clone()));
+        Some(h)
+    }
 }
 
 fn next_hop_attr(nh: Option<RouteNextHop>) -> Option<NextHop> {
@@ -145,7 +233,7 @@ fn head_of(u: &Update, cx: &Context, family: Family, withdraw: bool) -> Option<H
     let mut b = BytesMut::new();
     Message::Update(u.clone()).encode(cx, &mut b).ok()?;
     // Header (19), Withdrawn Routes Length (2, zero here), Total Path Attribute Length (2).
-    let attrs = b.get(23..)?.to_vec();
+    let attrs: Arc<[u8]> = Arc::from(b.get(23..)?);
     let mp_code = if withdraw {
         attr_type::MP_UNREACH_NLRI
     } else {
@@ -183,7 +271,7 @@ pub(crate) fn announce_head(
         let Some(RouteNextHop::V4(nh)) = attrs.next_hop() else {
             out.put_slice(wire);
             return Some(Head {
-                attrs: out.to_vec(),
+                attrs: Arc::from(&out[..]),
                 mp_at: None,
                 withdrawn_field: false,
             });
@@ -197,7 +285,7 @@ pub(crate) fn announce_head(
             .ok()?;
         out.put_slice(&wire[at..]);
         return Some(Head {
-            attrs: out.to_vec(),
+            attrs: Arc::from(&out[..]),
             mp_at: None,
             withdrawn_field: false,
         });
@@ -205,7 +293,7 @@ pub(crate) fn announce_head(
     mp_reach(family, attrs).encode(cx, &mut out).ok()?;
     out.put_slice(wire);
     Some(Head {
-        attrs: out.to_vec(),
+        attrs: Arc::from(&out[..]),
         mp_at: Some(0),
         withdrawn_field: false,
     })
@@ -229,21 +317,23 @@ impl Pending {
             head,
             nlri,
             next,
+            end: stop,
             add_path,
         } = self
         else {
             return None;
         };
-        if *next >= nlri.len() {
+        let stop = (*stop).min(nlri.len());
+        if *next >= stop {
             return None;
         }
         let max = cx.max_message_len();
         let fixed = 19 + 2 + 2 + head.attrs.len();
         let mut size = fixed;
         let mut end = *next;
-        while end < nlri.len() {
+        while end < stop {
             let l = nlri_len(nlri, end, *add_path);
-            if size.saturating_add(l) > max || end + l > nlri.len() {
+            if size.saturating_add(l) > max || end + l > stop {
                 break;
             }
             size += l;
@@ -252,7 +342,7 @@ impl Pending {
         if end == *next {
             // The attributes alone leave no room for a prefix: these routes cannot be sent
             // to this peer.
-            *next = nlri.len();
+            *next = stop;
             return None;
         }
         let chunk = &nlri[*next..end];
@@ -292,7 +382,7 @@ impl Pending {
     fn is_done(&self) -> bool {
         match self {
             Pending::Msg(_) => false,
-            Pending::Routes { nlri, next, .. } => *next >= nlri.len(),
+            Pending::Routes { next, end, .. } => *next >= *end,
         }
     }
 }
@@ -306,6 +396,8 @@ struct Exporter<'a> {
     sources: Vec<Option<Source>>,
     memo: HashMap<(usize, u8), Option<Arc<PathAttrs>>, FastHash>,
     policy: Option<&'a dyn super::ExportPolicy>,
+    /// The shared cache and this target's class in it (none for read-only queries).
+    cache: Option<(&'a mut ExportCache, u16)>,
 }
 
 impl Exporter<'_> {
@@ -324,7 +416,11 @@ impl Exporter<'_> {
         let out = match self.memo.get(&key) {
             Some(o) => o.clone(),
             None => {
-                let o = export(attrs, src, &self.target, self.v6).map(&mut *intern);
+                let o = if self.target.ebgp && path_holds(attrs, self.target.peer_as) {
+                    None
+                } else {
+                    self.shared(intern, attrs, src)
+                };
                 self.memo.insert(key, o.clone());
                 o
             }
@@ -338,6 +434,33 @@ impl Exporter<'_> {
             ExportAction::Reject => None,
             ExportAction::Replace(new) => Some(intern(PathAttrs::new(&new, out.next_hop()))),
         }
+    }
+}
+
+impl Exporter<'_> {
+    /// The default rules' result, from the shared cache when another peer of the same class
+    /// (or an earlier pass) computed it.
+    fn shared(
+        &mut self,
+        intern: &mut dyn FnMut(PathAttrs) -> Arc<PathAttrs>,
+        attrs: &Arc<PathAttrs>,
+        src: Source,
+    ) -> Option<Arc<PathAttrs>> {
+        let Some((cache, class)) = self.cache.as_mut() else {
+            return export(attrs, src, &self.target, self.v6).map(intern);
+        };
+        let key = (Arc::as_ptr(attrs) as usize, src as u8, *class, self.v6);
+        if let Some((w, o)) = cache.routes.get(&key) {
+            if w.strong_count() > 0 {
+                return o.clone();
+            }
+        }
+        let o = export(attrs, src, &self.target, self.v6).map(intern);
+        if cache.routes.len() >= CACHE_CAP {
+            cache.routes.clear();
+        }
+        cache.routes.insert(key, (Arc::downgrade(attrs), o.clone()));
+        o
     }
 }
 
@@ -381,6 +504,7 @@ impl Rib {
             tables,
             peers,
             interner,
+            export_cache,
             ..
         } = self;
         let Some(Some(slot)) = peers.get_mut(usize::from(id.0)) else {
@@ -400,6 +524,7 @@ impl Rib {
         if taken.is_empty() {
             return false;
         }
+        let class = export_cache.class(&target);
         let mut ex = Exporter {
             target,
             target_id: id.0,
@@ -407,12 +532,15 @@ impl Rib {
             sources,
             memo: HashMap::with_hasher(FastHash::new()),
             policy: slot.policy.as_deref(),
+            cache: Some((export_cache, class)),
         };
         let out = K::out(&mut slot.outs);
         let table = K::table_ref(tables);
         let mut intern = |p: PathAttrs| interner.intern(p);
-        let mut index: HashMap<usize, usize, FastHash> = HashMap::with_hasher(FastHash::new());
-        let mut groups: Vec<(Arc<PathAttrs>, Vec<u8>)> = Vec::new();
+        let mut index: HashMap<usize, u32, FastHash> = HashMap::with_hasher(FastHash::new());
+        let mut groups: Vec<Arc<PathAttrs>> = Vec::new();
+        // (group, slot), in slot order; sorted by group below.
+        let mut members: Vec<(u32, u32)> = Vec::with_capacity(taken.len());
         let mut withdraw = Vec::new();
         let mut zombies = Vec::new();
         for &i in &taken {
@@ -428,10 +556,10 @@ impl Rib {
                 Some(a) => {
                     out.adv.set(i);
                     let g = *index.entry(Arc::as_ptr(&a) as usize).or_insert_with(|| {
-                        groups.push((a.clone(), Vec::new()));
-                        groups.len() - 1
+                        groups.push(a.clone());
+                        (groups.len() - 1) as u32
                     });
-                    s.key.put_nlri(add_path, &mut groups[g].1);
+                    members.push((g, i));
                 }
                 None => {
                     if out.adv.clear(i) {
@@ -440,22 +568,50 @@ impl Rib {
                 }
             }
         }
+        let cache = ex.cache.take().map(|c| c.0);
         if !withdraw.is_empty() {
             if let Some(head) = withdraw_head(K::FAMILY, &cx) {
+                let end = withdraw.len();
                 slot.queue.push_back(Pending::Routes {
                     head,
-                    nlri: withdraw,
+                    nlri: Arc::new(withdraw),
                     next: 0,
+                    end,
                     add_path,
                 });
             }
         }
-        for (attrs, nlri) in groups {
-            if let Some(head) = announce_head(K::FAMILY, &attrs, &cx, four_octet) {
+        // One buffer for the prefixes of every group of this pass, group after group.
+        members.sort_by_key(|m| m.0);
+        let mut buf = Vec::with_capacity(members.len() * if K::V6 { 8 } else { 5 });
+        let mut ranges = Vec::with_capacity(groups.len());
+        let mut at = 0;
+        while at < members.len() {
+            let g = members[at].0;
+            let start = buf.len();
+            while at < members.len() && members[at].0 == g {
+                table.slots[members[at].1 as usize]
+                    .key
+                    .put_nlri(add_path, &mut buf);
+                at += 1;
+            }
+            ranges.push((g, start, buf.len()));
+        }
+        // `ranges` is in group order = the order of each group's first prefix.
+        let buf = Arc::new(buf);
+        let mut cache = cache;
+        for (g, start, end) in ranges {
+            let attrs = &groups[g as usize];
+            let head = match (four_octet, cache.as_deref_mut()) {
+                (true, Some(c)) => c.head(K::FAMILY, attrs, &cx),
+                _ => announce_head(K::FAMILY, attrs, &cx, four_octet),
+            };
+            if let Some(head) = head {
                 slot.queue.push_back(Pending::Routes {
                     head,
-                    nlri,
-                    next: 0,
+                    nlri: buf.clone(),
+                    next: start,
+                    end,
                     add_path,
                 });
             }
@@ -569,6 +725,7 @@ impl Rib {
             let empty = self.slot(id).map_or(true, |s| s.queue.is_empty());
             if empty {
                 if !self.stage(id) {
+                    self.maybe_drop_export_cache();
                     break;
                 }
                 continue;
@@ -604,6 +761,21 @@ impl Rib {
             }
         }
         Ok(count)
+    }
+
+    /// Once every peer has exported all its changes, the cached exports only cost memory.
+    fn maybe_drop_export_cache(&mut self) {
+        if self.export_cache.is_empty() {
+            return;
+        }
+        let busy = self
+            .peers
+            .iter()
+            .flatten()
+            .any(|s| !s.outs.v4.dirty.is_empty() || !s.outs.v6.dirty.is_empty());
+        if !busy {
+            self.export_cache = ExportCache::default();
+        }
     }
 
     /// Like [`Rib::next_encoded`], decoded: the messages as values (for tests and tools; a
@@ -644,6 +816,7 @@ impl Rib {
             sources: sources_of(&self.peers),
             memo: HashMap::with_hasher(FastHash::new()),
             policy: slot.policy.as_deref(),
+            cache: None,
         };
         let table = K::table_ref(&self.tables);
         let mut intern = |p: PathAttrs| Arc::new(p);
@@ -726,7 +899,7 @@ mod tests {
         ] {
             let fast = announce_head(family, set, &cx, true).unwrap();
             let slow = head_of(&announce_template(family, set, true), &cx, family, false).unwrap();
-            assert_eq!(fast.attrs, slow.attrs, "{family}");
+            assert_eq!(&fast.attrs[..], &slow.attrs[..], "{family}");
             assert_eq!(fast.mp_at, slow.mp_at, "{family}");
         }
     }
@@ -756,10 +929,12 @@ mod tests {
         for k in &keys {
             super::super::table::PrefixKey::put_nlri(*k, true, &mut nlri);
         }
+        let end = nlri.len();
         let mut p = Pending::Routes {
             head: announce_head(Family::IPV6_UNICAST, &set, &cx, true).unwrap(),
-            nlri,
+            nlri: Arc::new(nlri),
             next: 0,
+            end,
             add_path: true,
         };
         let mut out = BytesMut::new();
