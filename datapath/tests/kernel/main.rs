@@ -7,3 +7,4 @@ mod env;
 mod netns;
 mod pkt;
 mod prog_run;
+mod scale;
