@@ -1393,3 +1393,23 @@ fn a_peer_whose_own_route_becomes_best_gets_the_earlier_one_withdrawn() {
     assert!(l.drain(a).is_empty());
     assert!(!l.rib.has_pending(a));
 }
+
+#[test]
+fn peers_alike_but_for_their_as_share_exports_yet_keep_their_own_loop_check() {
+    let mut l = Lab::new();
+    let a = l.peer("10.99.0.1", 65001, "1.1.1.1");
+    let e = l.peer("10.99.0.5", 65005, "5.5.5.5");
+    let b = l.peer("10.99.0.2", 65002, "2.2.2.2");
+    let f = l.peer("10.99.0.6", 65006, "6.6.6.6");
+    l.send(a, announce(&[P], vec![path(&[65001, 65002, 9])]));
+    // e's export is computed (and shared) first; b must still refuse it, f gets the same.
+    let to_e = l.drain(e);
+    assert!(updates(&l.drain(b)).is_empty());
+    let to_f = l.drain(f);
+    assert_eq!(updates(&to_e).len(), 1);
+    assert_eq!(updates(&to_e), updates(&to_f));
+    assert_eq!(
+        updates(&to_f)[0].as_path(),
+        Some(&AsPath::sequence([LOCAL_AS, 65001, 65002, 9]))
+    );
+}
