@@ -169,9 +169,10 @@ struct PlanDiff {
 }
 
 impl Applied {
-    fn new(plans: &[ServicePlan]) -> Applied {
+    /// The plans a full apply applied (taken, not copied: 100k plans take ~0.1 s to clone).
+    fn new(plans: Vec<ServicePlan>) -> Applied {
         Applied {
-            plans: plans.iter().map(|p| (p.frontend, (p.clone(), 0))).collect(),
+            plans: plans.into_iter().map(|p| (p.frontend, (p, 0))).collect(),
             epoch: 0,
         }
     }
@@ -358,6 +359,9 @@ impl Engine {
                 )
             })
             .collect();
+        if run.full {
+            loaded.applied = Some(Applied::new(planned.plans));
+        }
         let mut s = lock(&self.shared);
         s.services = services;
         s.datapath.notes = notes;
@@ -431,7 +435,7 @@ fn apply(loaded: &mut Loaded, plans: &[ServicePlan]) -> Result<ApplyRun, Failure
             .apply(plans)
             .map_err(|e| Failure::Kernel(format!("applying {} plans: {e}", plans.len())))?;
         let writer = started.elapsed();
-        loaded.applied = Some(Applied::new(plans));
+        // The caller records the plans (Applied::new) once it is done with them.
         return Ok(ApplyRun {
             stats,
             full: true,
@@ -782,7 +786,7 @@ mod tests {
         let mut plans: Vec<ServicePlan> = (0..50)
             .map(|i| plan(&format!("s{i}"), &format!("10.96.0.{i}"), &["10.1.0.1"]))
             .collect();
-        let mut a = Applied::new(&plans);
+        let mut a = Applied::new(plans.clone());
         assert_eq!(a.diff(&plans), Some(PlanDiff::default()), "nothing changed");
 
         // One service gains a backend, one is new, one is gone.
