@@ -358,6 +358,9 @@ impl Rib {
         self.slot(id)?;
         self.flush(id, |_| true);
         self.peers[usize::from(id.0)] = None;
+        // Prefixes emptied above that only waited for this peer's export.
+        free_zombies::<P4>(&mut self.tables, &self.peers);
+        free_zombies::<P6>(&mut self.tables, &self.peers);
         self.interner.sweep();
         Ok(())
     }
