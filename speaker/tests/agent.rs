@@ -537,3 +537,293 @@ fn restart_bit_only_after_an_unclean_exit() {
         "R bit after a clean stop"
     );
 }
+
+/// A raw peer's side of the handshake on `s`: read the agent's OPEN, send ours (`asn`,
+/// hold time 3 s), KEEPALIVE both ways. Returns the hold time the agent offered.
+fn raw_handshake(s: &mut TcpStream, asn: u32, id: Ipv4Addr) -> u16 {
+    let Message::Open(theirs) = read_msg(s).unwrap() else {
+        panic!("no OPEN first")
+    };
+    let ours = Open::new(
+        asn,
+        3,
+        id,
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::FourOctetAs(asn),
+        ],
+    );
+    s.write_all(&Message::Open(ours).to_bytes(&Context::default()).unwrap())
+        .unwrap();
+    assert_eq!(read_msg(s).unwrap(), Message::Keepalive);
+    s.write_all(&Message::Keepalive.to_bytes(&Context::modern()).unwrap())
+        .unwrap();
+    theirs.hold_time
+}
+
+/// Sends a KEEPALIVE on a clone of `s` every `every` until `stop` is set (a raw peer's own
+/// keepalive timer, independent of how fast it reads).
+fn keepalive_thread(
+    s: &TcpStream,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let mut w = s.try_clone().unwrap();
+    let ka = Message::Keepalive.to_bytes(&Context::modern()).unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            if w.write_all(&ka).is_err() {
+                return;
+            }
+            std::thread::sleep(every);
+        }
+    })
+}
+
+/// What a raw peer's reader saw: when each KEEPALIVE arrived, prefixes announced, and
+/// whether a NOTIFICATION came.
+#[derive(Default)]
+struct Seen {
+    keepalives: Vec<Instant>,
+    first_route: Option<Instant>,
+    last_route: Option<Instant>,
+    prefixes: usize,
+    notification: Option<bgp::wire::Notification>,
+    error: Option<String>,
+}
+
+/// The longest stretch without a KEEPALIVE between `from` and `to` (both ends count).
+fn longest_keepalive_gap(keepalives: &[Instant], from: Instant, to: Instant) -> Duration {
+    let mut marks: Vec<Instant> = keepalives
+        .iter()
+        .copied()
+        .filter(|t| *t > from && *t < to)
+        .collect();
+    marks.insert(0, from);
+    marks.push(to);
+    marks
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default()
+}
+
+/// Read `s` until `want` prefixes were announced, EOF, an error or `deadline`; at most
+/// `chunk` bytes per read with `pause` after each (a slow reader), or as fast as possible.
+fn read_routes(
+    s: &mut TcpStream,
+    want: usize,
+    chunk: usize,
+    pause: Duration,
+    deadline: Instant,
+) -> Seen {
+    let cx = Context::modern();
+    let mut seen = Seen::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut tmp = vec![0u8; chunk];
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while seen.prefixes < want && Instant::now() < deadline {
+        match s.read(&mut tmp) {
+            Ok(0) => {
+                seen.error = Some("EOF".into());
+                break;
+            }
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => {
+                seen.error = Some(e.to_string());
+                break;
+            }
+        }
+        let mut off = 0;
+        while let Ok(Some(len)) = bgp::wire::frame_len(&buf[off..], bgp::wire::MAX_EXTENDED_LEN) {
+            let now = Instant::now();
+            match Message::decode(&buf[off..off + len], &cx) {
+                Ok(Message::Keepalive) => seen.keepalives.push(now),
+                Ok(Message::Update(u)) if !u.nlri.is_empty() => {
+                    seen.first_route.get_or_insert(now);
+                    seen.last_route = Some(now);
+                    seen.prefixes += u.nlri.len();
+                }
+                Ok(Message::Notification(n)) => {
+                    seen.notification = Some(n);
+                    return seen;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    seen.error = Some(format!("decode: {e}"));
+                    return seen;
+                }
+            }
+            off += len;
+        }
+        buf.drain(..off);
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+    seen
+}
+
+/// Keepalives never starve behind a large send. Hold time 3 s on both sessions; a fast raw
+/// peer announces 200,000 prefixes (2,000 AS paths x 100) that the agent re-advertises to a
+/// second raw peer that reads slowly (4 KiB receive buffer, 2 KiB per read, 15 ms between
+/// reads: about 130 KB/s, so the ~1 MB of UPDATEs takes seconds to drain). While those
+/// UPDATEs are queued the slow peer must still see a KEEPALIVE at least every hold/3 + 1 s
+/// (2 s), and so must the fast peer while the agent ingests; no NOTIFICATION on either
+/// session, both still Established without a flap at the end, every prefix delivered.
+#[test]
+fn keepalives_keep_flowing_to_a_slow_reader_behind_a_200k_prefix_readvertisement() {
+    const PREFIXES: usize = 200_000;
+    const PER_PATH: usize = 100;
+    let net = Net::new("slowrd");
+    let (a, fast, slow) = (net.ip(2), net.ip(3), net.ip(4));
+    let port = net.port(a);
+    let peer = |asn: u32, addr: IpAddr| {
+        format!(
+            "- my-asn: 65001\n  peer-asn: {asn}\n  peer-address: {addr}\n  peer-port: {port}\n  source-address: {a}\n  router-id: 10.0.0.1\n  hold-time: 3s\n  passive: true\n"
+        )
+    };
+    let config = format!(
+        "peers:\n{}{}listen-address: {a}\nlisten-port: {port}\n",
+        peer(65002, fast),
+        peer(65003, slow)
+    );
+    let agent = Agent::start(&net, "a", &config, &[]);
+    agent.wait_peer("agent up", Duration::from_secs(10), |p| p.state == "Active");
+    let listen = SocketAddr::new(a, port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // The slow peer first: a tiny receive buffer, set before the SYN so the window stays small.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind(SocketAddr::new(slow, 0)).unwrap();
+    let mut s_slow = rt
+        .block_on(sock.connect(listen))
+        .unwrap()
+        .into_std()
+        .unwrap();
+    s_slow.set_nonblocking(false).unwrap();
+    s_slow
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        raw_handshake(&mut s_slow, 65003, Ipv4Addr::new(10, 0, 0, 4)),
+        3
+    );
+    let ka_slow = keepalive_thread(&s_slow, Duration::from_secs(1), stop.clone());
+    // The reader hands the stream back, so the session stays open until both are checked.
+    let slow_reader = std::thread::spawn(move || {
+        let pause = Duration::from_millis(15);
+        let seen = read_routes(&mut s_slow, PREFIXES, 2048, pause, deadline);
+        (seen, s_slow)
+    });
+
+    // The fast peer: its reader drains the agent as fast as it can (and times keepalives);
+    // its writer sends the table with a KEEPALIVE at least every second in between.
+    let mut s_fast = connect_from(fast, listen);
+    raw_handshake(&mut s_fast, 65002, Ipv4Addr::new(10, 0, 0, 3));
+    let mut r_fast = s_fast.try_clone().unwrap();
+    let fast_reader = std::thread::spawn(move || {
+        read_routes(&mut r_fast, usize::MAX, 64 * 1024, Duration::ZERO, deadline)
+    });
+    let cx = Context::modern();
+    let ka = Message::Keepalive.to_bytes(&cx).unwrap();
+    let mut last_ka = Instant::now();
+    let feed_start = Instant::now();
+    for path in 0..PREFIXES / PER_PATH {
+        let attrs = vec![
+            bgp::wire::Attr::new(bgp::wire::AttrValue::Origin(bgp::wire::Origin::Igp)),
+            bgp::wire::Attr::new(bgp::wire::AttrValue::AsPath(bgp::wire::AsPath::sequence(
+                vec![65002, 4_200_000_000 + path as u32],
+            ))),
+            bgp::wire::Attr::new(bgp::wire::AttrValue::NextHop(Ipv4Addr::new(127, 0, 0, 3))),
+        ];
+        let nlri: Vec<bgp::wire::Nlri> = (0..PER_PATH)
+            .map(|i| {
+                let n = (path * PER_PATH + i) as u32;
+                // 10.0.0.0/24, 10.0.1.0/24, ...: 200,000 distinct /24s from 10.0.0.0 on.
+                let net = Ipv4Addr::from((10u32 << 24) + (n << 8));
+                bgp::wire::Nlri::new(ipnet::Ipv4Net::new(net, 24).unwrap())
+            })
+            .collect();
+        let update = bgp::wire::Update::announce(attrs, nlri, None);
+        s_fast
+            .write_all(&Message::Update(update).to_bytes(&cx).unwrap())
+            .unwrap();
+        if last_ka.elapsed() >= Duration::from_secs(1) {
+            s_fast.write_all(&ka).unwrap();
+            last_ka = Instant::now();
+        }
+    }
+    let fed = feed_start.elapsed();
+    let ka_fast = keepalive_thread(&s_fast, Duration::from_secs(1), stop.clone());
+
+    let (slow_seen, s_slow) = slow_reader.join().unwrap();
+    let done = Instant::now();
+    // The agent re-advertised everything; now check both sessions are still up.
+    let peers = agent.peers().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let _ = s_fast.shutdown(std::net::Shutdown::Both);
+    drop(s_slow);
+    let fast_seen = fast_reader.join().unwrap();
+    ka_slow.join().unwrap();
+    ka_fast.join().unwrap();
+
+    let log = agent.log_text();
+    assert!(
+        slow_seen.notification.is_none() && slow_seen.error.is_none(),
+        "slow peer: NOTIFICATION {:?} / error {:?} after {} prefixes\n{log}",
+        slow_seen.notification,
+        slow_seen.error,
+        slow_seen.prefixes
+    );
+    assert_eq!(
+        slow_seen.prefixes, PREFIXES,
+        "slow peer got only part of the table\n{log}"
+    );
+    assert!(
+        fast_seen.notification.is_none(),
+        "fast peer got {:?}\n{log}",
+        fast_seen.notification
+    );
+    for p in &peers {
+        assert!(
+            p.state == "Established" && p.flaps == 0,
+            "session not up without a flap: {p:?}\n{log}"
+        );
+    }
+    let (first, last) = (
+        slow_seen.first_route.unwrap(),
+        slow_seen.last_route.unwrap(),
+    );
+    let slow_gap = longest_keepalive_gap(&slow_seen.keepalives, first, last);
+    let fast_gap = longest_keepalive_gap(&fast_seen.keepalives, feed_start, done);
+    eprintln!(
+        "fed {PREFIXES} prefixes in {:.2}s; slow peer drained them in {:.2}s with {} keepalives, longest gap {:.2}s; fast peer's longest keepalive gap {:.2}s",
+        fed.as_secs_f64(),
+        (last - first).as_secs_f64(),
+        slow_seen.keepalives.iter().filter(|t| **t > first && **t < last).count(),
+        slow_gap.as_secs_f64(),
+        fast_gap.as_secs_f64()
+    );
+    let limit = Duration::from_secs(2);
+    assert!(
+        slow_gap <= limit,
+        "the slow peer waited {slow_gap:?} for a KEEPALIVE while UPDATEs were queued (hold 3 s)"
+    );
+    assert!(
+        fast_gap <= limit,
+        "the fast peer waited {fast_gap:?} for a KEEPALIVE while the agent ingested (hold 3 s)"
+    );
+}
