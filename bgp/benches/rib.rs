@@ -257,13 +257,18 @@ fn main() {
     }
     let s = t.elapsed().as_secs_f64();
     let cpu = cpu_s() - c;
+    let unswept = live().saturating_sub(before);
+    // The exported attribute sets are referenced by nothing once sent (the Adj-RIB-Out is
+    // computed on demand): what stays is the per-peer bitsets.
+    rib.sweep();
     let out_held = live().saturating_sub(before);
     println!(
-        "export to one eBGP peer (initial dump, encoded): {s:.3} s wall, {cpu:.2} s CPU  {:.2} M routes/s (by CPU time)  {messages} messages, {:.1} MB encoded; Adj-RIB-Out {:.1} MB = {:.1} bytes/route after, {:.1} MB at most during the dump",
+        "export to one eBGP peer (initial dump, encoded): {s:.3} s wall, {cpu:.2} s CPU  {:.2} M routes/s (by CPU time)  {messages} messages, {:.1} MB encoded; Adj-RIB-Out {:.2} MB = {:.1} bytes/route after the attribute-set sweep ({:.1} MB before it), {:.1} MB at most during the dump",
         routes as f64 / cpu.max(0.01) / 1e6,
         bytes as f64 / 1e6,
         out_held as f64 / 1e6,
         out_held as f64 / routes as f64,
+        unswept as f64 / 1e6,
         peak_out as f64 / 1e6
     );
     println!(
