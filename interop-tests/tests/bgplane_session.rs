@@ -338,7 +338,8 @@ fn tcp_ext(node: &Node, name: &str) -> Result<u64> {
 /// same over IPv6 transport (hop limit). On the same listener (so its SYNs are not filtered
 /// by the kernel for every peer), a GTSM peer (hops 1) whose FRR connects with TTL 255 from
 /// two hops away arrives with 254 and is closed at once by the SYN's TTL check, while a
-/// GTSM peer with `gtsm-hops: 2` against FRR `ttl-security hops 2` establishes.
+/// GTSM peer with `gtsm-hops: 2` against FRR `ttl-security hops 2` establishes; both over
+/// IPv4 and IPv6.
 #[test]
 fn ebgp_ttl_1_default_multihop_n_and_gtsm_hops_against_frr_two_hops_away() -> Result<()> {
     skip_unless!(BGPD, "vtysh", "ping");
@@ -422,6 +423,24 @@ fn ebgp_ttl_1_default_multihop_n_and_gtsm_hops_against_frr_two_hops_away() -> Re
                 true,
             )
         },
+        frr_connects(s(
+            "v6 gtsm hops 1, FRR connects from 2 hops",
+            a6(5),
+            f6(5),
+            Ttl::Gtsm(None),
+            false,
+        )),
+        Session {
+            frr_multihop: None,
+            frr_ttl_security: Some(2),
+            ..s(
+                "v6 gtsm hops 2, FRR ttl-security hops 2",
+                a6(6),
+                f6(6),
+                Ttl::Gtsm(Some(2)),
+                true,
+            )
+        },
         agent_connects(s(
             "v6 default hop limit, bgplane connects",
             a6(0),
@@ -455,15 +474,18 @@ fn ebgp_ttl_1_default_multihop_n_and_gtsm_hops_against_frr_two_hops_away() -> Re
     let agent = Agent::start(&lab, &n, a4(0), &sessions)?;
     check_sessions(&frr, &agent, &sessions)?;
 
-    // The GTSM peer FRR dialled: every attempt was closed for its SYN's TTL, and bgplane says so.
-    let gtsm = agent.peer(f4(5))?;
-    let err = gtsm["last_error"].as_str().unwrap_or_default();
-    ensure!(
-        err.contains("GTSM") && err.contains("TTL 254"),
-        "bgplane peers does not explain the GTSM rejection: {gtsm}\n{}",
-        agent.process.output_tail(20)
-    );
-    ensure!(gtsm["state"] == "Active", "GTSM peer left Active: {gtsm}");
+    // The GTSM peers FRR dialled: every attempt was closed for its SYN's TTL / hop limit,
+    // and bgplane says so.
+    for addr in [f4(5), f6(5)] {
+        let gtsm = agent.peer(addr)?;
+        let err = gtsm["last_error"].as_str().unwrap_or_default();
+        ensure!(
+            err.contains("GTSM") && err.contains("TTL 254"),
+            "bgplane peers does not explain the GTSM rejection: {gtsm}\n{}",
+            agent.process.output_tail(20)
+        );
+        ensure!(gtsm["state"] == "Active", "GTSM peer left Active: {gtsm}");
+    }
     Ok(())
 }
 
@@ -480,8 +502,11 @@ fn gtsm_directly_connected_frr_establishes_two_hops_away_is_dropped_at_the_syn()
     let (n, m) = (lab.node("bgplane")?, lab.node("mid")?);
     let (near_node, far_node) = (lab.node("near")?, lab.node("far")?);
     let direct = lab.link(&n, &near_node)?;
-    n.ping(IpAddr::V4(direct.b.v4))?;
-    n.ping(IpAddr::V6(direct.b.v6))?;
+    let direct2 = lab.link(&n, &near_node)?;
+    for l in [&direct, &direct2] {
+        n.ping(IpAddr::V4(l.b.v4))?;
+        n.ping(IpAddr::V6(l.b.v6))?;
+    }
     let t = two_hops(&lab, &n, &m, &far_node, 2)?;
     let g = |name, agent, frr, agent_passive, frr_passive, establishes| Session {
         name,
@@ -496,10 +521,14 @@ fn gtsm_directly_connected_frr_establishes_two_hops_away_is_dropped_at_the_syn()
     };
     let (d4a, d4b) = (IpAddr::V4(direct.a.v4), IpAddr::V4(direct.b.v4));
     let (d6a, d6b) = (IpAddr::V6(direct.a.v6), IpAddr::V6(direct.b.v6));
+    let (e4a, e4b) = (IpAddr::V4(direct2.a.v4), IpAddr::V4(direct2.b.v4));
+    let (e6a, e6b) = (IpAddr::V6(direct2.a.v6), IpAddr::V6(direct2.b.v6));
+    // One side passive each, so each direction is proven on its own.
     let near = vec![
-        // v4: FRR is passive, bgplane connects; v6: bgplane is passive, FRR connects.
         g("v4 direct, bgplane connects", d4a, d4b, false, true, true),
         g("v6 direct, FRR connects", d6a, d6b, true, false, true),
+        g("v4 direct, FRR connects", e4a, e4b, true, false, true),
+        g("v6 direct, bgplane connects", e6a, e6b, false, true, true),
     ];
     let far_session = |name, agent, frr, agent_passive| Session {
         frr_multihop: Some(255),
@@ -518,6 +547,12 @@ fn gtsm_directly_connected_frr_establishes_two_hops_away_is_dropped_at_the_syn()
             IpAddr::V4(t.near[1].a.v4),
             IpAddr::V4(t.far[1].b.v4),
             true,
+        ),
+        far_session(
+            "v6 two hops, bgplane connects",
+            IpAddr::V6(t.near[0].a.v6),
+            IpAddr::V6(t.far[0].b.v6),
+            false,
         ),
         far_session(
             "v6 two hops, FRR connects",
