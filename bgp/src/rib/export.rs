@@ -216,3 +216,40 @@ pub(crate) fn export(
     };
     Some(PathAttrs::new(&out, Some(next_hop)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Community, Origin};
+
+    /// The wire-byte loop check agrees with the decoded path: every segment kind, a path long
+    /// enough for the Extended Length form, and attributes before and after AS_PATH.
+    #[test]
+    fn path_holds_reads_every_segment_of_the_stored_path() {
+        let long: Vec<u32> = (1..=100).map(|i| 4_200_000_000 + i).collect();
+        let path = AsPath {
+            segments: vec![
+                Segment::new(SegmentType::Sequence, long.clone()),
+                Segment::new(SegmentType::Set, [64512, 64513]),
+                Segment::new(SegmentType::ConfedSequence, [65100]),
+            ],
+        };
+        let attrs = PathAttrs::new(
+            &[
+                Attr::new(AttrValue::Origin(Origin::Igp)),
+                Attr::new(AttrValue::AsPath(path.clone())),
+                Attr::new(AttrValue::Communities(vec![Community::new(65000, 1)])),
+            ],
+            None,
+        );
+        for asn in [long[0], long[99], 64513, 65100, 65000, 1, 4_200_000_101] {
+            assert_eq!(
+                path_holds(&attrs, asn),
+                path.asns().any(|n| n == asn),
+                "AS{asn}"
+            );
+        }
+        let no_path = PathAttrs::new(&[Attr::new(AttrValue::Origin(Origin::Igp))], None);
+        assert!(!path_holds(&no_path, 65000));
+    }
+}
