@@ -22,16 +22,23 @@
 //!    restart (RFC 4724) the routes stay, stale, until `poll_timeout()`; call
 //!    `handle_timeout(now)` once it has passed (re-read `poll_timeout()` after every call).
 //! 6. Sending: after any of the above, every Established peer may have UPDATEs to send.
-//!    `has_pending(id)` says so; `next_messages(id, budget)` returns the next messages (UPDATEs,
-//!    End-of-RIB markers, BoRR/EoRR ROUTE-REFRESH) of about `budget` bytes in total — encode
-//!    them with the session's encode context and write them, then call again. Asking for a
+//!    `has_pending(id)` says so; `next_encoded(id, budget, buf)` appends the next messages
+//!    (UPDATEs, End-of-RIB markers, BoRR/EoRR ROUTE-REFRESH) of about `budget` bytes in total,
+//!    already encoded with the session's encode context — write them, then call again
+//!    (`next_messages` returns the same as decoded values, for tests and tools). Asking for a
 //!    bounded amount at a time lets the runtime interleave KEEPALIVEs during a large dump.
 //!    Every message fits the negotiated maximum (4096, or 65535 with RFC 8654).
 //!
 //! Changes propagate incrementally: an UPDATE, a withdrawal, a session loss or a local route
-//! marks only the prefixes whose Loc-RIB route changed as dirty for each Established peer;
-//! `next_messages` exports just those (an UPDATE, or a withdrawal when the prefix lost its last
+//! marks only the prefixes whose Loc-RIB route changed as dirty for each Established peer
+//! (not for a peer that was never sent the prefix and would not be sent its new route);
+//! `next_encoded` exports just those (an UPDATE, or a withdrawal when the prefix lost its last
 //! exportable route) and packs prefixes that share outgoing attributes into one UPDATE.
+//! The Adj-RIB-Out is computed on demand (RFC 4271 §3.2): per peer and family a bitset of
+//! what was announced and one of what changed, no copy of the attributes sent, so a prefix
+//! whose best route changed but whose export did not is sent again (a duplicate UPDATE,
+//! harmless). Exports are shared between peers of one class (same local AS, next hop self,
+//! MED and LOCAL_PREF settings) and encoded once per attribute set (see `out.rs`).
 //!
 //! # Scope and choices
 //! - Families: IPv4 and IPv6 unicast, with ADD-PATH receive (candidates keyed by prefix + path
@@ -210,7 +217,8 @@ pub struct RouteView {
     pub best: bool,
 }
 
-/// One route of a peer's Adj-RIB-Out: what was (or is queued to be) sent.
+/// One route of a peer's Adj-RIB-Out: a prefix announced (or queued to be) and the
+/// attributes of its current export (what was sent, unless a change is still queued).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advertised {
     pub prefix: IpNet,
