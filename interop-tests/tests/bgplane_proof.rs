@@ -893,8 +893,9 @@ fn graceful_restart_kill9_frr_and_bird_keep_routes_then_end_of_rib_refreshes_and
         },
     )?;
 
-    // Restart without DROPPED.
-    let again = Agent::start(&lab, &n, "bgplane2", af, &peers, &[AGENT_V4])?;
+    // Restart without DROPPED: the same agent on the same node, so the same API socket, and
+    // the restart marker the killed agent left beside it makes this start a graceful restart.
+    let again = Agent::start(&lab, &n, "bgplane", af, &peers, &[AGENT_V4])?;
     again.wait_established(rf)?;
     again.wait_established(rb)?;
     for (r, prefix, from) in checks.iter().filter(|c| c.1 != DROPPED) {
