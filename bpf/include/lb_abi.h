@@ -17,7 +17,22 @@
 
 #include <linux/types.h>
 
+#ifdef LB_TEST_VARIANT
+/* Test only (datapath/tests/kernel/obj/{lb,sock}_v2.o, built by bpf/build.sh): a stand-in for
+ * the previous release, to test upgrades. Same structs, layout version 2 map names, and lb.c
+ * carries one inert extra branch so its program tag differs too. */
+#define LB_LAYOUT_VERSION 2
+#define lb_svc_v3 lb_svc_v2
+#define lb_slot_v3 lb_slot_v2
+#define lb_backend_v3 lb_backend_v2
+#define lb_svc_ctr_v3 lb_svc_ctr_v2
+#define lb_ct_v3 lb_ct_v2
+#define lb_affinity_v3 lb_affinity_v2
+#define lb_srcrange_v3 lb_srcrange_v2
+#define lb_sock_rev_v3 lb_sock_rev_v2
+#else
 #define LB_LAYOUT_VERSION 3
+#endif
 
 union lb_addr {
 	__u8 b[16];
