@@ -1,7 +1,8 @@
 //! The one seam through which the map writer talks to the kernel: raw `bpf(2)` map commands on
 //! fds of pinned maps (aya 0.14 has no batch operations and no mmap of array maps, so these are
 //! done here), mmapped array maps, and a fault injector ([`fault`]) through which tests make a
-//! chosen map operation fail.
+//! chosen map operation fail. The loader's upgrade path uses the program, link and id commands
+//! here too (aya 0.14 has no BPF_LINK_UPDATE).
 
 use std::ffi::CString;
 use std::io;
@@ -18,7 +19,12 @@ const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 const BPF_OBJ_GET: u32 = 7;
+const BPF_PROG_GET_FD_BY_ID: u32 = 13;
+const BPF_MAP_GET_FD_BY_ID: u32 = 14;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
+const BPF_LINK_UPDATE: u32 = 29;
+/// BPF_LINK_UPDATE: replace only if the link still runs `old_prog_fd`.
+const BPF_F_REPLACE: u32 = 1 << 2;
 const BPF_MAP_LOOKUP_BATCH: u32 = 24;
 const BPF_MAP_UPDATE_BATCH: u32 = 26;
 const BPF_MAP_DELETE_BATCH: u32 = 27;
@@ -114,6 +120,143 @@ pub fn map_info(fd: &OwnedFd) -> io::Result<MapInfo> {
         max_entries: w(16),
         map_flags: w(20),
     })
+}
+
+/// The kernel's name of a map (at most 15 bytes; e.g. `lb_ct_v3`, or `.rodata` for global data).
+pub fn map_name(fd: &OwnedFd) -> io::Result<String> {
+    let mut info = [0u8; 96];
+    let mut a = Attr::new();
+    a.u32(0, fd.as_raw_fd() as u32)
+        .u32(4, info.len() as u32)
+        .u64(8, info.as_mut_ptr() as u64);
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    Ok(c_name(&info[24..40]))
+}
+
+fn c_name(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// What the kernel says a loaded program is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgInfo {
+    pub prog_type: u32,
+    pub id: u32,
+    /// The kernel's hash of the instructions, map references zeroed (`bpftool prog` shows it).
+    pub tag: [u8; 8],
+    /// Ids of the maps the program uses (global data maps included).
+    pub map_ids: Vec<u32>,
+    pub name: String,
+}
+
+pub fn prog_info(fd: &impl AsRawFd) -> io::Result<ProgInfo> {
+    // struct bpf_prog_info: type@0 id@4 tag@8 ... nr_map_ids@52 map_ids@56 name@64.
+    let get = |ids: &mut [u32]| -> io::Result<[u8; 80]> {
+        let mut info = [0u8; 80];
+        info[52..56].copy_from_slice(&(ids.len() as u32).to_ne_bytes());
+        info[56..64].copy_from_slice(&(ids.as_mut_ptr() as u64).to_ne_bytes());
+        let mut a = Attr::new();
+        a.u32(0, fd.as_raw_fd() as u32)
+            .u32(4, info.len() as u32)
+            .u64(8, info.as_mut_ptr() as u64);
+        sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+        Ok(info)
+    };
+    let w = |b: &[u8], off: usize| u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]);
+    let mut ids: Vec<u32> = Vec::new();
+    let mut info = get(&mut ids)?;
+    let n = w(&info, 52) as usize;
+    if n > 0 {
+        ids = vec![0; n];
+        info = get(&mut ids)?;
+        ids.truncate((w(&info, 52) as usize).min(n));
+    }
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&info[8..16]);
+    Ok(ProgInfo {
+        prog_type: w(&info, 0),
+        id: w(&info, 4),
+        tag,
+        map_ids: ids,
+        name: c_name(&info[64..80]),
+    })
+}
+
+/// What the kernel says a link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub link_type: u32,
+    pub id: u32,
+    /// The program the link runs now.
+    pub prog_id: u32,
+}
+
+pub fn link_info(fd: &impl AsRawFd) -> io::Result<LinkInfo> {
+    // struct bpf_link_info: type@0 id@4 prog_id@8, then a per-type union.
+    let mut info = [0u8; 64];
+    let mut a = Attr::new();
+    a.u32(0, fd.as_raw_fd() as u32)
+        .u32(4, info.len() as u32)
+        .u64(8, info.as_mut_ptr() as u64);
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    let w =
+        |off: usize| u32::from_ne_bytes([info[off], info[off + 1], info[off + 2], info[off + 3]]);
+    Ok(LinkInfo {
+        link_type: w(0),
+        id: w(4),
+        prog_id: w(8),
+    })
+}
+
+fn fd_by_id(cmd: u32, id: u32) -> io::Result<OwnedFd> {
+    let mut a = Attr::new();
+    a.u32(0, id);
+    let fd = sys_bpf(cmd, &mut a)?;
+    // SAFETY: as in obj_get.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A new fd of the loaded program with id `id`.
+pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    fd_by_id(BPF_PROG_GET_FD_BY_ID, id)
+}
+
+/// A new fd of the map with id `id`.
+pub fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    fd_by_id(BPF_MAP_GET_FD_BY_ID, id)
+}
+
+/// BPF_LINK_UPDATE: makes `link` run `new_prog` instead, in one step (packets and syscalls see
+/// either program, never none). With `old_prog`, only if the link still runs that program
+/// (EPERM otherwise). tcx and cgroup links support it.
+pub fn link_update(
+    link: &impl AsRawFd,
+    new_prog: &impl AsRawFd,
+    old_prog: Option<&OwnedFd>,
+) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.u32(0, link.as_raw_fd() as u32)
+        .u32(4, new_prog.as_raw_fd() as u32);
+    if let Some(old) = old_prog {
+        a.u32(8, BPF_F_REPLACE).u32(12, old.as_raw_fd() as u32);
+    }
+    sys_bpf(BPF_LINK_UPDATE, &mut a)?;
+    Ok(())
+}
+
+/// One value of a map whose value size is `value_size`, as bytes (`None`: no such key).
+pub fn map_lookup_raw(fd: &OwnedFd, key: &[u8], value_size: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut v = vec![0u8; value_size];
+    let mut a = Attr::new();
+    a.u32(0, fd.as_raw_fd() as u32)
+        .u64(8, key.as_ptr() as u64)
+        .u64(16, v.as_mut_ptr() as u64);
+    match sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut a) {
+        Ok(_) => Ok(Some(v)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Creates a map (tests and benchmarks make unpinned maps with it).

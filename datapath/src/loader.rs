@@ -4,17 +4,32 @@
 //! working after the process that loaded it exits.
 //!
 //! Layout under the bpffs directory: `<map>_v3` for every map (see `maps::names`), and
-//! `links/tc-<device>-{ingress,egress}`, `links/cgroup-<program>` for the attachments. A pinned
-//! link is adopted as it is: a restarted agent re-attaches nothing that is still attached.
+//! `links/tc-<device>-{ingress,egress}`, `links/cgroup-<program>` for the attachments.
+//!
+//! A pinned link is adopted if it runs the program this agent carries (same tag, same maps,
+//! same load-time settings): a restarted agent re-attaches nothing that is still attached.
+//! A link that runs another program (a new release, or new settings) is switched to this
+//! agent's program with BPF_LINK_UPDATE, in one step: no packet or connect() meets no program.
+//! If the old program uses other maps than this agent's (another layout version: `<map>_v2`
+//! pins beside this agent's fresh `<map>_v3`), the switch waits for [`Datapath::finish_upgrade`],
+//! which the caller runs once the writer has programmed the new maps (make-before-break across
+//! versions); see `upgrade.rs`.
 
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use aya::programs::links::{CgroupAttachMode, FdLink, PinnedLink};
+use aya::programs::links::{CgroupAttachMode, FdLink};
 use aya::programs::{CgroupSockAddr, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
+
+use crate::bpf_sys::{self, ProgInfo};
+
+mod upgrade;
+pub use upgrade::UpgradeStats;
 
 #[repr(C, align(8))]
 struct Aligned<B: ?Sized>(B);
@@ -64,6 +79,49 @@ pub enum LoadError {
     },
     #[error("program {0} is not in the object")]
     Missing(String),
+    #[error("{what}: {source}")]
+    Kernel {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn kerr(what: impl Into<String>) -> impl FnOnce(io::Error) -> LoadError {
+    let what = what.into();
+    move |source| LoadError::Kernel { what, source }
+}
+
+/// ELF objects to load instead of the committed bpf/obj/{lb,sock}.o (tests load an older
+/// release's objects with it).
+#[derive(Debug, Clone)]
+pub struct Objects {
+    pub lb: Vec<u8>,
+    pub sock: Vec<u8>,
+}
+
+/// Bytes copied into 8-byte aligned storage, as aya's ELF parser needs.
+struct AlignedBuf {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new(b: &[u8]) -> Self {
+        let mut words = vec![0u64; b.len().div_ceil(8)];
+        // SAFETY: words holds at least b.len() bytes; u64 has no invalid bit patterns.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), words.as_mut_ptr().cast::<u8>(), b.len())
+        };
+        AlignedBuf {
+            words,
+            len: b.len(),
+        }
+    }
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the first len bytes of words were initialised in new.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
 }
 
 /// Load-time settings of lb.o.
@@ -81,6 +139,8 @@ pub struct LoadConfig {
     pub max_entries: Vec<(&'static str, u32)>,
     /// Connection tracking lifetimes.
     pub ct_lifetimes: CtLifetimes,
+    /// Objects to load instead of the committed ones (None: bpf/obj/{lb,sock}.o).
+    pub objects: Option<Objects>,
 }
 
 /// How long a connection tracking entry lives after the flow's last packet, by the flow's
@@ -117,6 +177,7 @@ impl LoadConfig {
             snat_ports: (33000, 60999),
             max_entries: Vec::new(),
             ct_lifetimes: CtLifetimes::default(),
+            objects: None,
         }
     }
 }
@@ -168,14 +229,81 @@ pub struct Datapath {
     pub lb: Ebpf,
     pub sock: Ebpf,
     bpffs: PathBuf,
+    ct_lifetimes: CtLifetimes,
+    /// Pinned links that run a program of another map layout, to switch in `finish_upgrade`.
+    pending: Vec<Pending>,
 }
 
 /// What an attach call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AttachStats {
     pub attached: usize,
-    /// Links already pinned by an earlier loader, kept as they are.
+    /// Links already pinned by an earlier loader that run this agent's program: kept as they are.
     pub adopted: usize,
+    /// Pinned links that ran another program over the same maps (another build or other
+    /// load-time settings): switched to this agent's program (BPF_LINK_UPDATE).
+    pub replaced: usize,
+    /// Pinned links whose program uses other maps (another layout version): left running
+    /// until [`Datapath::finish_upgrade`] switches them.
+    pub staged: usize,
+}
+
+/// Which object a program is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Obj {
+    Lb,
+    Sock,
+}
+
+/// A pinned link waiting to be switched to this agent's program.
+struct Pending {
+    pin: PathBuf,
+    program: &'static str,
+    obj: Obj,
+    link: OwnedFd,
+    old_prog: OwnedFd,
+    old_info: ProgInfo,
+}
+
+/// A program as the adopt-or-replace decision sees it: its code (the kernel's tag), the maps it
+/// uses by id, and the contents of its read-only global data (the load-time settings).
+#[derive(Debug, PartialEq, Eq)]
+struct Identity {
+    tag: [u8; 8],
+    maps: BTreeSet<u32>,
+    rodata: Vec<(String, Vec<u8>)>,
+}
+
+fn identity(info: &ProgInfo) -> io::Result<Identity> {
+    let mut maps = BTreeSet::new();
+    let mut rodata = Vec::new();
+    for &id in &info.map_ids {
+        let fd = bpf_sys::map_fd_by_id(id)?;
+        let name = bpf_sys::map_name(&fd)?;
+        if name.contains("rodata") {
+            let mi = bpf_sys::map_info(&fd)?;
+            let v = bpf_sys::map_lookup_raw(&fd, &0u32.to_ne_bytes(), mi.value_size as usize)?;
+            rodata.push((name, v.unwrap_or_default()));
+        } else if !name.contains('.') {
+            // Global data other than .rodata (.data, .bss) is per-load state, not identity.
+            maps.insert(id);
+        }
+    }
+    rodata.sort();
+    Ok(Identity {
+        tag: info.tag,
+        maps,
+        rodata,
+    })
+}
+
+/// What to do with a pinned link.
+enum Verdict {
+    Adopt,
+    /// Another program over this agent's maps: switch now.
+    Replace,
+    /// Another program over other maps: switch after the writer filled this agent's maps.
+    Stage,
 }
 
 fn prog_err(
@@ -218,7 +346,15 @@ impl Datapath {
         for (name, n) in &cfg.max_entries {
             l.map_max_entries(name, *n);
         }
-        let lb = l.load(&LB_OBJ.0).map_err(|e| LoadError::Load {
+        let custom = cfg
+            .objects
+            .as_ref()
+            .map(|o| (AlignedBuf::new(&o.lb), AlignedBuf::new(&o.sock)));
+        let (lb_obj, sock_obj) = match &custom {
+            Some((l, s)) => (l.bytes(), s.bytes()),
+            None => (&LB_OBJ.0[..], &SOCK_OBJ.0[..]),
+        };
+        let lb = l.load(lb_obj).map_err(|e| LoadError::Load {
             object: "bpf/obj/lb.o",
             source: Box::new(e),
         })?;
@@ -227,7 +363,7 @@ impl Datapath {
         for (name, n) in &cfg.max_entries {
             s.map_max_entries(name, *n);
         }
-        let sock = s.load(&SOCK_OBJ.0).map_err(|e| LoadError::Load {
+        let sock = s.load(sock_obj).map_err(|e| LoadError::Load {
             object: "bpf/obj/sock.o",
             source: Box::new(e),
         })?;
@@ -235,6 +371,8 @@ impl Datapath {
             lb,
             sock,
             bpffs: cfg.bpffs.clone(),
+            ct_lifetimes: cfg.ct_lifetimes,
+            pending: Vec::new(),
         })
     }
 
@@ -266,6 +404,99 @@ impl Datapath {
         Ok(prog)
     }
 
+    /// A socket program, loaded into the kernel.
+    pub fn sock_program(&mut self, name: &str) -> Result<&mut CgroupSockAddr, LoadError> {
+        let prog: &mut CgroupSockAddr = self
+            .sock
+            .program_mut(name)
+            .ok_or_else(|| LoadError::Missing(name.to_string()))?
+            .try_into()
+            .map_err(prog_err(name, "not a cgroup sock_addr program"))?;
+        if prog.fd().is_err() {
+            prog.load().map_err(prog_err(name, "load (verifier)"))?;
+        }
+        Ok(prog)
+    }
+
+    /// A new fd of this agent's program `name` (loaded if it is not yet).
+    fn prog_fd(&mut self, obj: Obj, name: &str) -> Result<OwnedFd, LoadError> {
+        let fd = match obj {
+            Obj::Lb => self.classifier(name)?.fd(),
+            Obj::Sock => self.sock_program(name)?.fd(),
+        }
+        .map_err(prog_err(name, "fd"))?;
+        fd.as_fd()
+            .try_clone_to_owned()
+            .map_err(kerr(format!("program {name}: dup fd")))
+    }
+
+    /// What the kernel says this agent's program `name` is (its tag, its maps).
+    pub fn program_info(&mut self, name: &str) -> Result<ProgInfo, LoadError> {
+        let obj = if SOCK_PROGRAMS.contains(&name) {
+            Obj::Sock
+        } else {
+            Obj::Lb
+        };
+        let fd = self.prog_fd(obj, name)?;
+        bpf_sys::prog_info(&fd).map_err(kerr(format!("program {name}: info")))
+    }
+
+    /// Decides what to do with the link pinned at `pin` (it exists), and does it unless it is
+    /// staged. `Ok(false)`: `pin` holds no link (the caller attaches afresh).
+    fn adopt_pinned(
+        &mut self,
+        pin: &Path,
+        obj: Obj,
+        program: &'static str,
+        st: &mut AttachStats,
+    ) -> Result<bool, LoadError> {
+        let Ok(link) = bpf_sys::obj_get(pin) else {
+            return Ok(false);
+        };
+        let what = |w: &str| format!("link {}: {w}", pin.display());
+        let li = bpf_sys::link_info(&link).map_err(kerr(what("info")))?;
+        let old_prog = bpf_sys::prog_fd_by_id(li.prog_id).map_err(kerr(what("its program")))?;
+        let old_info = bpf_sys::prog_info(&old_prog).map_err(kerr(what("its program's info")))?;
+        let new_prog = self.prog_fd(obj, program)?;
+        let new_info =
+            bpf_sys::prog_info(&new_prog).map_err(kerr(format!("program {program}: info")))?;
+        let old_id = identity(&old_info).map_err(kerr(what("its program's maps")))?;
+        let new_id = identity(&new_info).map_err(kerr(format!("program {program}: its maps")))?;
+        let verdict = if old_id == new_id {
+            Verdict::Adopt
+        } else if old_id.maps.is_subset(&new_id.maps) {
+            Verdict::Replace
+        } else {
+            Verdict::Stage
+        };
+        match verdict {
+            Verdict::Adopt => st.adopted += 1,
+            Verdict::Replace => {
+                bpf_sys::link_update(&link, &new_prog, Some(&old_prog)).map_err(kerr(what(
+                    "switch to this agent's program (BPF_LINK_UPDATE)",
+                )))?;
+                st.replaced += 1;
+            }
+            Verdict::Stage => {
+                self.pending.push(Pending {
+                    pin: pin.to_path_buf(),
+                    program,
+                    obj,
+                    link,
+                    old_prog,
+                    old_info,
+                });
+                st.staged += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Links staged for [`Datapath::finish_upgrade`].
+    pub fn staged(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Attaches lb_ingress / lb_egress to `device` (TCX) in the calling thread's network
     /// namespace, pinning the links; links pinned earlier are adopted.
     pub fn attach_tc(&mut self, device: &str) -> Result<AttachStats, LoadError> {
@@ -276,8 +507,7 @@ impl Datapath {
             (TC_EGRESS, TcAttachType::Egress, "egress"),
         ] {
             let pin = dir.join(format!("tc-{device}-{tag}"));
-            if PinnedLink::from_pin(&pin).is_ok() {
-                st.adopted += 1;
+            if self.adopt_pinned(&pin, Obj::Lb, name, &mut st)? {
                 continue;
             }
             let prog = self.classifier(name)?;
@@ -313,19 +543,10 @@ impl Datapath {
         let mut st = AttachStats::default();
         for name in SOCK_PROGRAMS {
             let pin = dir.join(format!("cgroup-{name}"));
-            if PinnedLink::from_pin(&pin).is_ok() {
-                st.adopted += 1;
+            if self.adopt_pinned(&pin, Obj::Sock, name, &mut st)? {
                 continue;
             }
-            let prog: &mut CgroupSockAddr = self
-                .sock
-                .program_mut(name)
-                .ok_or_else(|| LoadError::Missing(name.to_string()))?
-                .try_into()
-                .map_err(prog_err(name, "not a cgroup sock_addr program"))?;
-            if prog.fd().is_err() {
-                prog.load().map_err(prog_err(name, "load (verifier)"))?;
-            }
+            let prog = self.sock_program(name)?;
             let id = prog
                 // A bpf_link takes no attach flags (links always coexist with others).
                 .attach(&file, CgroupAttachMode::Single)

@@ -143,13 +143,21 @@ pub struct Maps {
 
 impl Maps {
     pub fn open(pin_dir: &Path) -> Result<Self, MapError> {
-        let p = |n: &str| pin_dir.join(n);
+        Self::open_layout(pin_dir, crate::maps::LAYOUT_VERSION)
+    }
+
+    /// Opens the maps of layout `version` (`lb_svc_v<version>`...); their structs must be this
+    /// layout's (the sizes are checked). Upgrade tests program an older release's maps with it.
+    pub fn open_layout(pin_dir: &Path, version: u32) -> Result<Self, MapError> {
+        let ours = format!("_v{}", crate::maps::LAYOUT_VERSION);
+        let name = |n: &str| n.replace(&ours, &format!("_v{version}"));
+        let p = |n: &str| pin_dir.join(name(n));
         Ok(Maps {
-            svc: TypedMap::open_pinned(&p(names::SVC), names::SVC)?,
-            slots: MmapArray::open_pinned(&p(names::SLOT), names::SLOT)?,
-            backends: MmapArray::open_pinned(&p(names::BACKEND), names::BACKEND)?,
-            counters: TypedMap::open_pinned(&p(names::COUNTERS), names::COUNTERS)?,
-            srcrange: TypedMap::open_pinned(&p(names::SRCRANGE), names::SRCRANGE)?,
+            svc: TypedMap::open_pinned(&p(names::SVC), &name(names::SVC))?,
+            slots: MmapArray::open_pinned(&p(names::SLOT), &name(names::SLOT))?,
+            backends: MmapArray::open_pinned(&p(names::BACKEND), &name(names::BACKEND))?,
+            counters: TypedMap::open_pinned(&p(names::COUNTERS), &name(names::COUNTERS))?,
+            srcrange: TypedMap::open_pinned(&p(names::SRCRANGE), &name(names::SRCRANGE))?,
         })
     }
 

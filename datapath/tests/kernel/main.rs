@@ -8,3 +8,4 @@ mod netns;
 mod pkt;
 mod prog_run;
 mod scale;
+mod upgrade;

@@ -20,12 +20,12 @@ use datapath::writer::{Writer, WriterConfig};
 
 use crate::env::*;
 
-const PORT: u16 = 8080;
+pub(crate) const PORT: u16 = 8080;
 
-struct Lab {
-    base: u16,
-    client: String,
-    node: String,
+pub(crate) struct Lab {
+    pub(crate) base: u16,
+    pub(crate) client: String,
+    pub(crate) node: String,
     backends: Vec<String>,
     stop: Arc<AtomicBool>,
     bpffs: Option<Bpffs>,
@@ -47,7 +47,7 @@ impl Drop for Lab {
 
 impl Lab {
     /// Builds the namespaces and starts a server in each backend namespace.
-    fn new(k: u16, tag: &str, n_backends: u16) -> Lab {
+    pub(crate) fn new(k: u16, tag: &str, n_backends: u16) -> Lab {
         let base = 100 + 10 * k;
         let id = format!("{tag}{}", std::process::id());
         let mut lab = Lab {
@@ -91,11 +91,11 @@ impl Lab {
         lab
     }
 
-    fn bpffs(&self) -> PathBuf {
+    pub(crate) fn bpffs(&self) -> PathBuf {
         self.bpffs.as_ref().map(|b| b.path.clone()).expect("bpffs")
     }
 
-    fn backend_ip(&self, i: usize, v6: bool) -> String {
+    pub(crate) fn backend_ip(&self, i: usize, v6: bool) -> String {
         let net = self.base + 1 + i as u16;
         if v6 {
             format!("fd00:99:{net}::2")
@@ -104,7 +104,7 @@ impl Lab {
         }
     }
 
-    fn frontend(&self, host: u8, v6: bool) -> String {
+    pub(crate) fn frontend(&self, host: u8, v6: bool) -> String {
         let net = self.base + 9;
         if v6 {
             format!("fd00:99:{net}::{host}")
@@ -113,7 +113,7 @@ impl Lab {
         }
     }
 
-    fn node_ip(&self, v6: bool) -> String {
+    pub(crate) fn node_ip(&self, v6: bool) -> String {
         if v6 {
             format!("fd00:99:{}::1", self.base)
         } else {
@@ -178,7 +178,7 @@ impl Lab {
         })
     }
 
-    fn writer(&self) -> Writer {
+    pub(crate) fn writer(&self) -> Writer {
         let cfg = WriterConfig {
             node_addrs: vec![
                 self.node_ip(false).parse().unwrap(),
@@ -189,7 +189,7 @@ impl Lab {
         Writer::open(&self.bpffs(), cfg).expect("writer")
     }
 
-    fn backends_of(&self, v6: bool, local: bool) -> Vec<datapath::plan::BackendAddr> {
+    pub(crate) fn backends_of(&self, v6: bool, local: bool) -> Vec<datapath::plan::BackendAddr> {
         (0..self.backends.len())
             .map(|i| be(&self.backend_ip(i, v6), PORT, local))
             .collect()
@@ -224,12 +224,12 @@ fn echo(s: TcpStream, greet: &str) {
     }
 }
 
-fn sa(ip: &str, port: u16) -> SocketAddr {
+pub(crate) fn sa(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(ip.parse::<IpAddr>().expect("ip"), port)
 }
 
 /// Opens a TCP connection from namespace `ns` and reads the backend's greeting.
-fn connect(ns: &str, to: SocketAddr) -> std::io::Result<(TcpStream, String)> {
+pub(crate) fn connect(ns: &str, to: SocketAddr) -> std::io::Result<(TcpStream, String)> {
     in_netns(Some(ns), move || {
         let s = TcpStream::connect_timeout(&to, Duration::from_secs(3))?;
         s.set_read_timeout(Some(Duration::from_secs(3)))?;
@@ -240,7 +240,7 @@ fn connect(ns: &str, to: SocketAddr) -> std::io::Result<(TcpStream, String)> {
     })
 }
 
-fn greeting(ns: &str, to: SocketAddr) -> String {
+pub(crate) fn greeting(ns: &str, to: SocketAddr) -> String {
     connect(ns, to)
         .unwrap_or_else(|e| panic!("connect {to}: {e}"))
         .1
@@ -256,7 +256,7 @@ fn peer_seen(s: &mut TcpStream) -> String {
 }
 
 /// One echo round trip on an established connection.
-fn ping(s: &mut TcpStream, msg: &str) -> std::io::Result<String> {
+pub(crate) fn ping(s: &mut TcpStream, msg: &str) -> std::io::Result<String> {
     s.write_all(format!("{msg}\n").as_bytes())?;
     let mut buf = vec![0u8; msg.len() + 1];
     s.read_exact(&mut buf)?;
