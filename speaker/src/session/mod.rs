@@ -10,8 +10,13 @@
 //! `wire::frame_len` (the driver decodes each frame with the context the `Peer` gives for it,
 //! asked afresh per message), and a writer task with two queues: control messages (OPEN,
 //! KEEPALIVE, NOTIFICATION, ROUTE-REFRESH) always go first, and UPDATEs are pulled from the
-//! RIB ([`RibHandle::pull`]) in chunks of at most [`conn::BULK_CHUNK`] bytes, so a
-//! KEEPALIVE waits behind at most one chunk however large the table is.
+//! RIB ([`RibHandle::pull`]) in chunks of at most [`conn::BULK_CHUNK`] bytes; a control
+//! message cuts in at the end of the UPDATE being written, and the kernel keeps at most
+//! [`socket::NOTSENT_LOWAT`] bytes unsent ahead of it, so a KEEPALIVE is not delayed by the
+//! size of the table however slowly the peer reads.
+//!
+//! TTL policy ([`SocketOptions`]): set on connecting sockets before the SYN and on accepted
+//! ones; the listener answers with TTL 255 and checks GTSM from the SYN on (see [`listener`]).
 //!
 //! The RIB is behind [`RibHandle`]: the driver reports sessions going up and down and feeds
 //! it UPDATEs and ROUTE-REFRESHes; the writer pulls what to send.
