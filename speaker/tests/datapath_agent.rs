@@ -1037,3 +1037,56 @@ fn standalone_examples_parse_and_plan_for_their_node() {
     );
     assert!(Path::new(&dir).join("README.md").exists());
 }
+
+/// The previous release's objects (map layout v2), as datapath's upgrade test builds them.
+static LB_V2: &[u8] = include_bytes!("../../datapath/tests/kernel/obj/lb_v2.o");
+static SOCK_V2: &[u8] = include_bytes!("../../datapath/tests/kernel/obj/sock_v2.o");
+
+/// Pin names (files directly under the bpffs dir) ending in `suffix`.
+fn pins_ending(dir: &Path, suffix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("read bpffs")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(suffix))
+        .collect()
+}
+
+#[test]
+fn an_agent_started_over_an_older_layouts_pinned_programs_switches_them_after_programming() {
+    let mut lab = Lab::new(3, "upg", 2);
+    // An older agent's datapath: its tc programs (layout v2) attached and pinned on eth0,
+    // reading v2 maps that hold no services.
+    let mut old = datapath::loader::LoadConfig::new(&lab.bpffs);
+    old.objects = Some(datapath::loader::Objects {
+        lb: LB_V2.to_vec(),
+        sock: SOCK_V2.to_vec(),
+    });
+    let attached = in_netns(&lab.node, move || {
+        let mut dp = datapath::loader::Datapath::load(&old).expect("load the v2 objects");
+        dp.attach_tc("eth0").expect("attach v2").attached
+    });
+    assert_eq!(attached, 2, "v2 ingress + egress links");
+    assert!(!pins_ending(&lab.bpffs, "_v2").is_empty(), "v2 maps pinned");
+
+    // The new agent programs its own (v3) maps, then switches the pinned links to its
+    // programs: only then does the VIP it programmed answer.
+    lab.write_objects(&lab.objects(&[Ep::ready(0), Ep::ready(1)], false));
+    lab.start_agent("eth0");
+    lab.wait("the first apply", |s| s.datapath.applies >= 1);
+    assert_eq!(
+        spread(&lab.client, lab.vip(false), 20),
+        set(&["be0", "be1"]),
+        "the VIP is served by this agent's programs and maps"
+    );
+    assert_eq!(
+        pins_ending(&lab.bpffs, "_v2"),
+        Vec::<String>::new(),
+        "the old layout's pins are removed once nothing uses them"
+    );
+    let log = std::fs::read_to_string(lab.dir.join("agent1.log")).unwrap_or_default();
+    assert!(
+        log.contains("2 links switched"),
+        "the agent reports the switch:\n{log}"
+    );
+}

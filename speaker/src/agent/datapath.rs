@@ -146,7 +146,11 @@ pub fn spawn(opts: DatapathOptions) -> std::io::Result<DatapathHandle> {
 /// The kernel side once loaded.
 struct Loaded {
     /// Kept so the programs' fds live as long as the agent (the pinned links hold them too).
-    _datapath: Datapath,
+    datapath: Datapath,
+    /// Whether `Datapath::finish_upgrade` still has to run: after the first full apply, it
+    /// switches links that an agent of another map layout left pinned (they keep serving from
+    /// their own maps until then), carries connection tracking over and removes old pins.
+    upgrade_pending: bool,
     writer: Writer,
     node_addrs: Vec<IpAddr>,
     /// The plans the maps hold; None: the next apply gives the writer every plan.
@@ -334,6 +338,24 @@ impl Engine {
             ));
         }
         let run = apply(loaded, &planned.plans)?;
+        if run.full && loaded.upgrade_pending {
+            // The new maps now hold the full state: only now may links still running an older
+            // layout's program be switched (make-before-break across versions).
+            let up = loaded
+                .datapath
+                .finish_upgrade()
+                .map_err(|e| Failure::Kernel(format!("switching links to this build: {e}")))?;
+            loaded.upgrade_pending = false;
+            if up.links_updated > 0 || !up.pins_removed.is_empty() {
+                tracing::info!(
+                    "datapath upgraded: {} links switched, {} flows carried over ({} dropped), old pins removed: {:?}",
+                    up.links_updated,
+                    up.ct_migrated,
+                    up.ct_dropped,
+                    up.pins_removed
+                );
+            }
+        }
         let stats = run.stats;
         tracing::info!(
             "datapath: {} frontends, {} ({} changed, {} removed): diff {:?}, writer {:?}, {} map writes ({stats:?})",
@@ -389,6 +411,8 @@ impl Engine {
                 .map_err(|e| format!("--devices {dev}: {e}"))?;
             st.attached += s.attached;
             st.adopted += s.adopted;
+            st.replaced += s.replaced;
+            st.staged += s.staged;
         }
         let cgroup = cgroup2_dir(self.opts.cgroup2.as_deref())?;
         let s = dp
@@ -396,15 +420,19 @@ impl Engine {
             .map_err(|e| format!("--cgroup2 {}: {e}", cgroup.display()))?;
         st.attached += s.attached;
         st.adopted += s.adopted;
+        st.replaced += s.replaced;
+        st.staged += s.staged;
         let writer = Writer::open(&self.opts.bpffs, WriterConfig::new(node.addresses.clone()))
             .map_err(|e| format!("opening the maps under {}: {e}", self.opts.bpffs.display()))?;
         tracing::info!(
-            "datapath loaded: tc on {:?}, socket LB on {}, pins under {}: {} links attached, {} adopted, {} service entries found",
+            "datapath loaded: tc on {:?}, socket LB on {}, pins under {}: {} links attached, {} adopted, {} switched to this build, {} of another map layout staged, {} service entries found",
             self.opts.devices,
             cgroup.display(),
             self.opts.bpffs.display(),
             st.attached,
             st.adopted,
+            st.replaced,
+            st.staged,
             writer.service_count()
         );
         let mut s = lock(&self.shared);
@@ -413,7 +441,8 @@ impl Engine {
         s.datapath.links_adopted = st.adopted;
         s.datapath.cgroup2 = Some(cgroup.display().to_string());
         Ok(Loaded {
-            _datapath: dp,
+            datapath: dp,
+            upgrade_pending: true,
             writer,
             node_addrs: node.addresses.clone(),
             applied: None,
