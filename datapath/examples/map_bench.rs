@@ -4,7 +4,10 @@
 //! service in 1000 uses Maglev (table 16381); the others random selection. Needs root (mounts a
 //! private bpffs under /tmp, removed at the end).
 //!
-//!     cargo run --release -p datapath --example map_bench [-- 1000 10000 100000]
+//!     cargo run --release -p datapath --example map_bench [-- [--program-only] 1000 10000 100000]
+//!
+//! `--program-only` stops after "program all from empty" (to profile that path alone, e.g.
+//! under `perf record`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -80,6 +83,7 @@ fn main() {
             a
         }
     };
+    let program_only = std::env::args().any(|a| a == "--program-only");
     for n in sizes {
         let dir = PathBuf::from(format!("/tmp/bgplane-dp-bench-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -101,6 +105,14 @@ fn main() {
             st.slots_written,
             st.maglev_tables
         );
+
+        if program_only {
+            drop(w);
+            drop(_dp);
+            let _ = Command::new("umount").arg("-l").arg(&dir).status();
+            let _ = std::fs::remove_dir_all(&dir);
+            continue;
+        }
 
         let t = Instant::now();
         let noop = w.apply(&ps).expect("re-apply");

@@ -38,6 +38,7 @@
 mod alloc;
 mod counters;
 
+use std::collections::hash_map::Entry;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
@@ -784,21 +785,30 @@ impl Writer {
         f
     }
 
-    /// Writes a new backend into an unused id.
-    fn new_backend(
+    /// The id of backend `b`, written into an unused id first if the maps do not have it
+    /// (one probe of the index either way).
+    fn resolve_backend(
         &mut self,
         b: &BackendAddr,
         active: bool,
         undo: &mut Undo,
+        st: &mut ApplyStats,
     ) -> Result<u32, WriteError> {
-        let id = self.be_ids.alloc().ok_or_else(|| WriteError::Full {
-            what: names::BACKEND,
-            detail: format!(
-                "{} backends, {} ids cooling down",
-                self.backends.len(),
-                self.be_ids.cooling()
-            ),
-        })?;
+        let n_backends = self.backends.len();
+        let key = ident(b);
+        let slot = match self.backends.entry(key) {
+            Entry::Occupied(e) => return Ok(*e.get()),
+            Entry::Vacant(v) => v,
+        };
+        let Some(id) = self.be_ids.alloc() else {
+            return Err(WriteError::Full {
+                what: names::BACKEND,
+                detail: format!(
+                    "{n_backends} backends, {} ids cooling down",
+                    self.be_ids.cooling()
+                ),
+            });
+        };
         let mut flags = BE_F_VALID;
         if b.local {
             flags |= BE_F_LOCAL;
@@ -807,7 +817,7 @@ impl Writer {
             flags |= BE_F_TERMINATING;
         }
         self.maps.backends.as_mut_slice()[id as usize] = BackendVal {
-            addr: LbAddr::from_ip(b.addr),
+            addr: key.0,
             port_be: b.port.to_be(),
             flags,
             pad: 0,
@@ -817,8 +827,9 @@ impl Writer {
             local: b.local,
             ..Default::default()
         };
-        self.backends.insert(ident(b), id);
-        undo.new_backends.push((ident(b), id));
+        slot.insert(id);
+        undo.new_backends.push((key, id));
+        st.backends_written += 1;
         Ok(id)
     }
 
@@ -882,46 +893,29 @@ impl Writer {
             .map(|w| w.active.len() + w.terminating.len())
             .sum();
         self.backends.reserve(n_be);
+        // An upper bound (address space only: the pages are touched as it fills).
+        undo.new_backends.reserve(n_be);
         self.keys.reserve(wants.len());
         let mut ids: Vec<(Vec<u32>, Vec<u32>)> = Vec::with_capacity(wants.len());
         for w in wants {
             let mut active = Vec::with_capacity(w.active.len());
             for b in &w.active {
-                let id = match self.backends.get(&ident(b)) {
-                    Some(id) => *id,
-                    None => {
-                        st.backends_written += 1;
-                        self.new_backend(b, true, undo)?
-                    }
-                };
-                active.push(id);
+                active.push(self.resolve_backend(b, true, undo, st)?);
             }
             ids.push((active, Vec::new()));
         }
         for (w, (_, term)) in wants.iter().zip(ids.iter_mut()) {
+            term.reserve_exact(w.terminating.len());
             for b in &w.terminating {
-                let id = match self.backends.get(&ident(b)) {
-                    Some(id) => *id,
-                    None => {
-                        st.backends_written += 1;
-                        self.new_backend(b, false, undo)?
-                    }
-                };
-                term.push(id);
+                term.push(self.resolve_backend(b, false, undo, st)?);
             }
         }
         // 2. Regions and values.
-        let mut out = Vec::new();
-        for (wi, w) in wants.iter().enumerate() {
-            let ids = |bs: &[&BackendAddr], m: &FxHashMap<BeIdent, u32>| -> Vec<u32> {
-                bs.iter()
-                    .filter_map(|b| m.get(&ident(b)).copied())
-                    .collect()
-            };
-            let active = ids(&w.active, &self.backends);
-            let terminating = ids(&w.terminating, &self.backends);
+        let mut out = Vec::with_capacity(wants.len());
+        for (wi, (w, (mut active, mut terminating))) in wants.iter().zip(ids).enumerate() {
             let mut owned_active: Option<Vec<BackendAddr>> = None;
-            for key in &w.keys {
+            for (ki, key) in w.keys.iter().enumerate() {
+                let last = ki + 1 == w.keys.len();
                 let cur = self.keys.get(key).map(|c| Cur {
                     val: c.val,
                     slots_same: c.active == active,
@@ -1025,8 +1019,17 @@ impl Writer {
                 let state = KeyState {
                     owner: Some(w.plan.frontend),
                     val,
-                    active: active.clone(),
-                    terminating: terminating.clone(),
+                    // The last entry takes the ids, the others copy them.
+                    active: if last {
+                        std::mem::take(&mut active)
+                    } else {
+                        active.clone()
+                    },
+                    terminating: if last {
+                        std::mem::take(&mut terminating)
+                    } else {
+                        terminating.clone()
+                    },
                     region,
                     maglev,
                     ranges,
@@ -1064,15 +1067,16 @@ impl Writer {
         }
 
         // 0. Resolve and check the plans; nothing is written if one is bad.
-        let changing: std::collections::HashSet<Frontend> =
+        let changing: std::collections::HashSet<Frontend, alloc::FxBuild> =
             changes.iter().map(|(f, _)| *f).collect();
-        let mut wants = Vec::new();
+        let mut wants = Vec::with_capacity(changes.len());
         for (_, p) in &changes {
             if let Some(p) = p {
                 wants.push(self.want(p)?);
             }
         }
         let mut claimed: FxHashMap<SvcKey, usize> = FxHashMap::default();
+        claimed.reserve(wants.len());
         for (wi, w) in wants.iter().enumerate() {
             for k in &w.keys {
                 let other = match claimed.insert(*k, wi) {
@@ -1153,7 +1157,7 @@ impl Writer {
         let mut first_err: Option<WriteError> = flip.err().map(Into::into);
 
         // Commit what flipped (and what needed no flip); undo the rest.
-        let mut touched: Vec<u32> = Vec::new();
+        let mut touched: Vec<u32> = Vec::with_capacity(undo.new_backends.len());
         let mut failed_wants = vec![false; wants.len()];
         let mut old_ranges: Vec<SrcRangeKey> = Vec::new();
         let mut flip_i = 0;
@@ -1217,9 +1221,12 @@ impl Writer {
             }
         }
         // Backends written for failed services only are unused.
-        // (Handled with every other unused backend in step 5.)
+        // (Handled with every other unused backend in step 5; the others are in `touched`
+        // already, from the services that use them.)
         for (_, id) in &undo.new_backends {
-            touched.push(*id);
+            if self.be_meta[*id as usize].refs == 0 {
+                touched.push(*id);
+            }
         }
 
         // Frontend bookkeeping, and which entries go away.
