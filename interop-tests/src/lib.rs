@@ -4,9 +4,11 @@
 //! A test makes a [`Lab`] (the guard: names, address block, cleanup), adds [`Node`]s
 //! (namespaces), connects them with [`Lab::link`] or a shared [`Segment`], starts routers from a
 //! [`RouterConfig`] ([`Frr`], [`Bird`], [`GoBgp`], [`ExaBgp`]) or any program as a [`Process`]
-//! (tcpdump, the bgplane agent), and inspects them through [`BgpRouter`]. See README.md.
+//! (tcpdump), runs `bgplane agent` through [`Bgplane`] (a [`BgplaneConfig`] -> its YAML), and
+//! inspects them through [`BgpRouter`] and the bgplane CLI. See README.md.
 
 pub mod bgp;
+pub mod bgplane;
 pub mod bird;
 pub mod exabgp;
 pub mod frr;
@@ -19,6 +21,7 @@ pub use bgp::{
     AddPath, Announce, BgpRouter, Community, Family, LargeCommunity, Neighbor, Origin, PeerInfo,
     Route, RouterConfig, SessionState,
 };
+pub use bgplane::{Bgplane, BgplaneConfig, BgplanePeer, Rib, Ttl};
 pub use bird::Bird;
 pub use exabgp::ExaBgp;
 pub use frr::Frr;

@@ -6,18 +6,14 @@
 //! with cargo unless BGPLANE_BIN names one.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use interop_tests::frr::BGPD;
 use interop_tests::{
-    skip_unless, wait_for, Announce, BgpRouter, Bird, Check, ExaBgp, Frr, GoBgp, Lab, Neighbor,
-    Node, Process, RouterConfig,
+    skip_unless, wait_for, Announce, BgpRouter, Bgplane, BgplaneConfig, BgplanePeer, Bird, Check,
+    ExaBgp, Frr, GoBgp, Lab, Neighbor, Node, RouterConfig,
 };
-use serde_json::Value;
 
 const UP: Duration = Duration::from_secs(40);
 const ROUTE: Duration = Duration::from_secs(20);
@@ -26,186 +22,12 @@ const AGENT_AS: u32 = 4200000001;
 const AGENT_V4: &str = "198.51.100.0/24";
 const AGENT_V6: &str = "2001:db8:100::/48";
 
-/// The `bgplane` binary: $BGPLANE_BIN, or target/debug/bgplane built now.
-fn bgplane_bin() -> Result<PathBuf> {
-    static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("BGPLANE_BIN") {
-            return Ok(PathBuf::from(p));
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .ok_or("no workspace root")?
-            .to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "speaker", "--bin", "bgplane"])
-            .current_dir(&root)
-            .status()
-            .map_err(|e| format!("cargo build: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo build -p speaker failed: {status}"));
-        }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        Ok(target.join("debug").join("bgplane"))
-    })
-    .clone()
-    .map_err(|e| anyhow::anyhow!(e))
-}
-
-/// One `peers:` entry of the agent's config.
-struct AgentPeer {
-    address: IpAddr,
-    asn: u32,
-    source: IpAddr,
-    passive: bool,
-    password: Option<&'static str>,
-    graceful_restart: bool,
-}
-
-fn peer(address: IpAddr, asn: u32, source: IpAddr) -> AgentPeer {
-    AgentPeer {
-        address,
-        asn,
-        source,
-        passive: false,
-        password: None,
-        graceful_restart: false,
-    }
-}
-
-impl AgentPeer {
-    fn passive(mut self) -> Self {
-        self.passive = true;
-        self
-    }
-    fn password(mut self, p: &'static str) -> Self {
-        self.password = Some(p);
-        self
-    }
-    fn graceful_restart(mut self) -> Self {
-        self.graceful_restart = true;
-        self
-    }
-}
-
-/// A running `bgplane agent` in a lab node.
-struct Agent {
-    process: Process,
-    socket: PathBuf,
-    bin: PathBuf,
-}
-
-impl Agent {
-    fn start(lab: &Lab, node: &Node, router_id: IpAddr, peers: &[AgentPeer]) -> Result<Agent> {
-        Agent::start_named(lab, node, "bgplane", router_id, peers)
-    }
-
-    fn start_named(
-        lab: &Lab,
-        node: &Node,
-        name: &str,
-        router_id: IpAddr,
-        peers: &[AgentPeer],
-    ) -> Result<Agent> {
-        let bin = bgplane_bin()?;
-        let mut yaml = String::from("peers:\n");
-        for p in peers {
-            yaml += &format!(
-                "- my-asn: {AGENT_AS}\n  peer-asn: {}\n  peer-address: \"{}\"\n  source-address: \"{}\"\n  router-id: {router_id}\n  hold-time: 9s\n",
-                p.asn, p.address, p.source
-            );
-            if p.passive {
-                yaml += "  passive: true\n";
-            }
-            if let Some(pw) = p.password {
-                yaml += &format!("  password: {pw}\n");
-            }
-            if p.graceful_restart {
-                yaml += "  graceful-restart: true\n  graceful-restart-time: 30s\n";
-            }
-        }
-        yaml += "listen-port: 179\n";
-        let conf = node.dir().join("bgplane.yaml");
-        std::fs::write(&conf, yaml)?;
-        let socket = node.dir().join("bgplane.sock");
-        let mut cmd = node.command(&bin);
-        cmd.arg("agent")
-            .arg("--config")
-            .arg(&conf)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--originate", AGENT_V4, "--originate", AGENT_V6])
-            .args(["--connect-retry", "1", "--log", "debug"]);
-        let process = lab.spawn(node, name, cmd)?;
-        Ok(Agent {
-            process,
-            socket,
-            bin,
-        })
-    }
-
-    /// `bgplane ARGS -o json --socket S`, parsed.
-    fn cli_json(&self, args: &[&str]) -> Result<Value> {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .args(["-o", "json", "--socket"])
-            .arg(&self.socket)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "bgplane {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(serde_json::from_slice(&out.stdout)?)
-    }
-
-    fn peer(&self, address: IpAddr) -> Result<Value> {
-        let peers = self.cli_json(&["peers"])?;
-        peers
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| p["peer_address"] == address.to_string())
-            .cloned()
-            .with_context(|| format!("{address} not in bgplane peers: {peers}"))
-    }
-
-    fn wait_established(&self, address: IpAddr) -> Result<Value> {
-        wait_for(
-            &format!("bgplane peer {address} Established"),
-            UP,
-            || match self.peer(address) {
-                Ok(p) if p["state"] == "Established" => Check::Done(p),
-                Ok(p) => Check::NotYet(format!("{p}\n{}", self.process.output_tail(15))),
-                Err(e) => Check::NotYet(format!("{e:#}")),
-            },
-        )
-    }
-
-    /// Wait until bgplane received `prefix` from `from`; the route's JSON.
-    fn wait_received(&self, from: IpAddr, prefix: &str) -> Result<Value> {
-        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-        let peer = from.to_string();
-        wait_for(
-            &format!("bgplane received {prefix} from {from}"),
-            ROUTE,
-            || match self.cli_json(&["routes", "received", "--peer", &peer, "--family", family]) {
-                Ok(v) => match v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|r| r["prefix"] == prefix)
-                {
-                    Some(r) => Check::Done(r.clone()),
-                    None => Check::NotYet(v.to_string()),
-                },
-                Err(e) => Check::NotYet(format!("{e:#}")),
-            },
-        )
-    }
+/// bgplane in the pair's agent node with `peers`, originating AGENT_V4 and AGENT_V6.
+fn agent_config(router_id: IpAddr, peers: impl IntoIterator<Item = BgplanePeer>) -> BgplaneConfig {
+    BgplaneConfig::new(AGENT_AS, router_id)
+        .peers(peers)
+        .originate(AGENT_V4)
+        .originate(AGENT_V6)
 }
 
 /// One session to check: bgplane's address on it, the router's, and the prefix each sends.
@@ -221,12 +43,12 @@ struct Session {
 fn check_sessions<R: BgpRouter>(
     router: &R,
     router_as: u32,
-    agent: &Agent,
+    agent: &Bgplane,
     sessions: &[Session],
 ) -> Result<()> {
     for s in sessions {
         router.wait_established(s.agent, UP)?;
-        let p = agent.wait_established(s.router)?;
+        let p = agent.wait_established(s.router, UP)?;
         assert_eq!(p["peer_asn"], router_as, "{p}");
         assert_eq!(p["local_asn"], AGENT_AS, "{p}");
         assert!(p["uptime_seconds"].is_u64(), "{p}");
@@ -240,7 +62,7 @@ fn check_sessions<R: BgpRouter>(
         assert_eq!(r.as_path, vec![AGENT_AS], "{r:?}");
         assert_eq!(r.next_hop, Some(s.agent), "{r:?}");
 
-        let r = agent.wait_received(s.router, s.router_prefix)?;
+        let r = agent.wait_received(s.router, s.router_prefix, ROUTE, |_| true)?;
         assert_eq!(r["as_path"], serde_json::json!([router_as]), "{r}");
         let p = agent.peer(s.router)?;
         assert!(p["received"]["total"].as_u64() >= Some(1), "{p}");
@@ -285,6 +107,44 @@ fn pair(test: &str, router: &str) -> Result<Pair> {
     Ok(p)
 }
 
+impl Pair {
+    /// bgplane in the agent node with `peers` (see `agent_config`).
+    fn agent(&self, peers: impl IntoIterator<Item = BgplanePeer>) -> Result<Bgplane> {
+        Bgplane::start(
+            &self.lab,
+            &self.agent_node,
+            &agent_config(self.agent_id, peers),
+        )
+    }
+
+    /// The router's side of `dual_stack`: AS `asn`, its neighbors for the IPv4 and the IPv6
+    /// session, both prefixes announced.
+    fn router_config(&self, asn: u32, v4: Neighbor, v6: Neighbor) -> RouterConfig {
+        RouterConfig::new(asn, self.router_id)
+            .neighbor(v4)
+            .neighbor(v6)
+            .announce(Announce::new("203.0.113.0/24"))
+            .announce(Announce::new("2001:db8:203::/48"))
+    }
+
+    /// The IPv4 session over IPv4 and the IPv6 one over IPv6; the router sends 203.0.113.0/24
+    /// and 2001:db8:203::/48.
+    fn dual_stack(&self) -> [Session; 2] {
+        [
+            Session {
+                agent: self.a4,
+                router: self.r4,
+                router_prefix: "203.0.113.0/24",
+            },
+            Session {
+                agent: self.a6,
+                router: self.r6,
+                router_prefix: "2001:db8:203::/48",
+            },
+        ]
+    }
+}
+
 #[test]
 fn bgplane_frr_active_v4_with_md5_and_passive_v6() -> Result<()> {
     skip_unless!(BGPD, "vtysh");
@@ -292,43 +152,22 @@ fn bgplane_frr_active_v4_with_md5_and_passive_v6() -> Result<()> {
     let frr = Frr::start(
         &p.lab,
         &p.router_node,
-        &RouterConfig::new(65001, p.router_id)
-            .neighbor(Neighbor::new(p.a4, AGENT_AS).passive().password("frr-md5"))
-            .neighbor(Neighbor::new(p.a6, AGENT_AS).local_address(p.r6))
-            .announce(Announce::new("203.0.113.0/24"))
-            .announce(Announce::new("2001:db8:203::/48")),
+        &p.router_config(
+            65001,
+            Neighbor::new(p.a4, AGENT_AS).passive().password("frr-md5"),
+            Neighbor::new(p.a6, AGENT_AS).local_address(p.r6),
+        ),
     )?;
-    let agent = Agent::start(
-        &p.lab,
-        &p.agent_node,
-        p.agent_id,
-        &[
-            peer(p.r4, 65001, p.a4).password("frr-md5"),
-            peer(p.r6, 65001, p.a6).passive(),
-        ],
-    )?;
-    check_sessions(
-        &frr,
-        65001,
-        &agent,
-        &[
-            Session {
-                agent: p.a4,
-                router: p.r4,
-                router_prefix: "203.0.113.0/24",
-            },
-            Session {
-                agent: p.a6,
-                router: p.r6,
-                router_prefix: "2001:db8:203::/48",
-            },
-        ],
-    )?;
+    let agent = p.agent([
+        BgplanePeer::new(p.r4, 65001, p.a4).password("frr-md5"),
+        BgplanePeer::new(p.r6, 65001, p.a6).passive(),
+    ])?;
+    check_sessions(&frr, 65001, &agent, &p.dual_stack())?;
     // A route refresh from FRR is answered: the route is still there after it.
     frr.vtysh(&format!("clear bgp ipv4 unicast {} soft in", p.a4))?;
     frr.wait_route(AGENT_V4, ROUTE, |r| r.peer == Some(p.a4))?;
     // SIGTERM: FRR logs our Cease / Administrative Shutdown.
-    let status = agent.process.terminate(Duration::from_secs(10))?;
+    let status = agent.process().terminate(Duration::from_secs(10))?;
     ensure!(status.success(), "agent exit: {status:?}");
     wait_for("FRR sees the session down", UP, || match frr.peers() {
         Ok(v)
@@ -354,38 +193,19 @@ fn bgplane_bird_passive_v4_with_md5_on_listener_and_active_v6() -> Result<()> {
     let bird = Bird::start(
         &p.lab,
         &p.router_node,
-        &RouterConfig::new(65002, p.router_id)
-            .neighbor(Neighbor::new(p.a4, AGENT_AS).password("bird-md5"))
-            .neighbor(Neighbor::new(p.a6, AGENT_AS).local_address(p.r6).passive())
-            .announce(Announce::new("203.0.113.0/24"))
-            .announce(Announce::new("2001:db8:203::/48")),
+        &p.router_config(
+            65002,
+            Neighbor::new(p.a4, AGENT_AS).password("bird-md5"),
+            Neighbor::new(p.a6, AGENT_AS).local_address(p.r6).passive(),
+        ),
     )?;
-    let agent = Agent::start(
-        &p.lab,
-        &p.agent_node,
-        p.agent_id,
-        &[
-            peer(p.r4, 65002, p.a4).passive().password("bird-md5"),
-            peer(p.r6, 65002, p.a6),
-        ],
-    )?;
-    check_sessions(
-        &bird,
-        65002,
-        &agent,
-        &[
-            Session {
-                agent: p.a4,
-                router: p.r4,
-                router_prefix: "203.0.113.0/24",
-            },
-            Session {
-                agent: p.a6,
-                router: p.r6,
-                router_prefix: "2001:db8:203::/48",
-            },
-        ],
-    )
+    let agent = p.agent([
+        BgplanePeer::new(p.r4, 65002, p.a4)
+            .passive()
+            .password("bird-md5"),
+        BgplanePeer::new(p.r6, 65002, p.a6),
+    ])?;
+    check_sessions(&bird, 65002, &agent, &p.dual_stack())
 }
 
 #[test]
@@ -395,35 +215,17 @@ fn bgplane_gobgp_active_v4_and_passive_v6() -> Result<()> {
     let gobgp = GoBgp::start(
         &p.lab,
         &p.router_node,
-        &RouterConfig::new(65003, p.router_id)
-            .neighbor(Neighbor::new(p.a4, AGENT_AS).passive())
-            .neighbor(Neighbor::new(p.a6, AGENT_AS).local_address(p.r6))
-            .announce(Announce::new("203.0.113.0/24"))
-            .announce(Announce::new("2001:db8:203::/48")),
+        &p.router_config(
+            65003,
+            Neighbor::new(p.a4, AGENT_AS).passive(),
+            Neighbor::new(p.a6, AGENT_AS).local_address(p.r6),
+        ),
     )?;
-    let agent = Agent::start(
-        &p.lab,
-        &p.agent_node,
-        p.agent_id,
-        &[peer(p.r4, 65003, p.a4), peer(p.r6, 65003, p.a6).passive()],
-    )?;
-    check_sessions(
-        &gobgp,
-        65003,
-        &agent,
-        &[
-            Session {
-                agent: p.a4,
-                router: p.r4,
-                router_prefix: "203.0.113.0/24",
-            },
-            Session {
-                agent: p.a6,
-                router: p.r6,
-                router_prefix: "2001:db8:203::/48",
-            },
-        ],
-    )
+    let agent = p.agent([
+        BgplanePeer::new(p.r4, 65003, p.a4),
+        BgplanePeer::new(p.r6, 65003, p.a6).passive(),
+    ])?;
+    check_sessions(&gobgp, 65003, &agent, &p.dual_stack())
 }
 
 #[test]
@@ -437,22 +239,9 @@ fn bgplane_exabgp_connects_to_passive_agent() -> Result<()> {
             .neighbor(Neighbor::new(p.a4, AGENT_AS).local_address(p.r4))
             .announce(Announce::new("203.0.113.0/24")),
     )?;
-    let agent = Agent::start(
-        &p.lab,
-        &p.agent_node,
-        p.agent_id,
-        &[peer(p.r4, 65005, p.a4).passive()],
-    )?;
-    check_sessions(
-        &exa,
-        65005,
-        &agent,
-        &[Session {
-            agent: p.a4,
-            router: p.r4,
-            router_prefix: "203.0.113.0/24",
-        }],
-    )
+    let agent = p.agent([BgplanePeer::new(p.r4, 65005, p.a4).passive()])?;
+    // IPv4 only: the first of the dual-stack sessions.
+    check_sessions(&exa, 65005, &agent, &p.dual_stack()[..1])
 }
 
 #[test]
@@ -480,13 +269,14 @@ fn bgplane_passes_routes_frr_to_bird_withdraws_and_gr_keeps_them_in_frr_across_k
         &b,
         &RouterConfig::new(65002, lb.b.v4).neighbor(Neighbor::new(ab, AGENT_AS)),
     )?;
-    let peers = || {
+    let conf = agent_config(
+        af,
         [
-            peer(fa, 65001, af).graceful_restart(),
-            peer(ba, 65002, ab).passive(),
-        ]
-    };
-    let agent = Agent::start(&lab, &n, af, &peers())?;
+            BgplanePeer::new(fa, 65001, af).graceful_restart(),
+            BgplanePeer::new(ba, 65002, ab).passive(),
+        ],
+    );
+    let agent = Bgplane::start(&lab, &n, &conf)?;
     frr.wait_established(af, UP)?;
     bird.wait_established(ab, UP)?;
 
@@ -502,7 +292,7 @@ fn bgplane_passes_routes_frr_to_bird_withdraws_and_gr_keeps_them_in_frr_across_k
 
     // kill -9 the agent: FRR (GR helper) keeps bgplane's route, stale, instead of dropping it.
     frr.wait_route(AGENT_V4, ROUTE, |r| r.peer == Some(af) && !r.stale)?;
-    agent.process.kill9()?;
+    agent.process().kill9()?;
     let r = frr.wait_route(AGENT_V4, ROUTE, |r| r.peer == Some(af) && r.stale)?;
     assert_eq!(r.as_path, vec![AGENT_AS]);
     interop_tests::holds_for(
@@ -515,8 +305,8 @@ fn bgplane_passes_routes_frr_to_bird_withdraws_and_gr_keeps_them_in_frr_across_k
         },
     )?;
     // The agent comes back: new session, End-of-RIB, the route is fresh again.
-    let again = Agent::start_named(&lab, &n, "bgplane2", af, &peers())?;
-    again.wait_established(fa)?;
+    let again = agent.restart(&lab, &conf)?;
+    again.wait_established(fa, UP)?;
     frr.wait_route(AGENT_V4, UP, |r| r.peer == Some(af) && !r.stale)?;
     Ok(())
 }

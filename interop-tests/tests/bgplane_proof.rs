@@ -11,16 +11,14 @@
 //! builds the `bgplane` binary with cargo unless BGPLANE_BIN names one.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use interop_tests::frr::BGPD;
 use interop_tests::{
-    holds_for, skip_unless, wait_for, Announce, BgpRouter, Bird, Check, Community, ExaBgp, Frr,
-    GoBgp, Lab, LargeCommunity, Neighbor, Node, Process, Route, RouterConfig, SessionState,
+    holds_for, skip_unless, wait_for, Announce, BgpRouter, Bgplane, BgplaneConfig, BgplanePeer,
+    Bird, Check, Community, ExaBgp, Frr, GoBgp, Lab, LargeCommunity, Neighbor, Node, Process, Rib,
+    Route, RouterConfig, SessionState,
 };
 use serde_json::Value;
 
@@ -31,216 +29,27 @@ const AGENT_AS: u32 = 4200000001;
 const AGENT_V4: &str = "198.51.100.0/24";
 const AGENT_V6: &str = "2001:db8:100::/48";
 
-/// The `bgplane` binary: $BGPLANE_BIN, or target/debug/bgplane built now.
-fn bgplane_bin() -> Result<PathBuf> {
-    static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("BGPLANE_BIN") {
-            return Ok(PathBuf::from(p));
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .ok_or("no workspace root")?
-            .to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "speaker", "--bin", "bgplane"])
-            .current_dir(&root)
-            .status()
-            .map_err(|e| format!("cargo build: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo build -p speaker failed: {status}"));
-        }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        Ok(target.join("debug").join("bgplane"))
-    })
-    .clone()
-    .map_err(|e| anyhow::anyhow!(e))
+/// The agent's config: AS AGENT_AS, `peers`, originating `originate` to every peer.
+fn agent_config(
+    router_id: IpAddr,
+    peers: impl IntoIterator<Item = BgplanePeer>,
+    originate: &[&str],
+) -> BgplaneConfig {
+    originate.iter().fold(
+        BgplaneConfig::new(AGENT_AS, router_id).peers(peers),
+        |c, p| c.originate(p),
+    )
 }
 
-/// One `peers:` entry of the agent's config.
-#[derive(Clone)]
-struct AgentPeer {
-    address: IpAddr,
-    asn: u32,
-    my_asn: u32,
-    source: IpAddr,
-    passive: bool,
-    password: Option<&'static str>,
-    graceful_restart: bool,
-}
-
-fn peer(address: IpAddr, asn: u32, source: IpAddr) -> AgentPeer {
-    AgentPeer {
-        address,
-        asn,
-        my_asn: AGENT_AS,
-        source,
-        passive: false,
-        password: None,
-        graceful_restart: false,
-    }
-}
-
-impl AgentPeer {
-    fn passive(mut self) -> Self {
-        self.passive = true;
-        self
-    }
-    fn password(mut self, p: &'static str) -> Self {
-        self.password = Some(p);
-        self
-    }
-    fn graceful_restart(mut self) -> Self {
-        self.graceful_restart = true;
-        self
-    }
-}
-
-/// A running `bgplane agent` in a lab node.
-struct Agent {
-    process: Process,
-    socket: PathBuf,
-    bin: PathBuf,
-}
-
-impl Agent {
-    /// Starts the agent as process `name`, originating `originate` to every peer.
-    fn start(
-        lab: &Lab,
-        node: &Node,
-        name: &str,
-        router_id: IpAddr,
-        peers: &[AgentPeer],
-        originate: &[&str],
-    ) -> Result<Agent> {
-        let bin = bgplane_bin()?;
-        let mut yaml = String::from("peers:\n");
-        for p in peers {
-            yaml += &format!(
-                "- my-asn: {}\n  peer-asn: {}\n  peer-address: \"{}\"\n  source-address: \"{}\"\n  router-id: {router_id}\n  hold-time: 9s\n",
-                p.my_asn, p.asn, p.address, p.source
-            );
-            if p.passive {
-                yaml += "  passive: true\n";
-            }
-            if let Some(pw) = p.password {
-                yaml += &format!("  password: {pw}\n");
-            }
-            if p.graceful_restart {
-                yaml += "  graceful-restart: true\n  graceful-restart-time: 30s\n";
-            }
-        }
-        yaml += "listen-port: 179\n";
-        let conf = node.dir().join(format!("{name}.yaml"));
-        std::fs::write(&conf, yaml)?;
-        let socket = node.dir().join(format!("{name}.sock"));
-        let mut cmd = node.command(&bin);
-        cmd.arg("agent")
-            .arg("--config")
-            .arg(&conf)
-            .arg("--socket")
-            .arg(&socket);
-        for o in originate {
-            cmd.args(["--originate", o]);
-        }
-        cmd.args(["--connect-retry", "1", "--log", "debug"]);
-        let process = lab.spawn(node, name, cmd)?;
-        Ok(Agent {
-            process,
-            socket,
-            bin,
-        })
-    }
-
-    /// `bgplane ARGS -o json --socket S`, parsed.
-    fn cli_json(&self, args: &[&str]) -> Result<Value> {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .args(["-o", "json", "--socket"])
-            .arg(&self.socket)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "bgplane {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(serde_json::from_slice(&out.stdout)?)
-    }
-
-    fn peer(&self, address: IpAddr) -> Result<Value> {
-        let peers = self.cli_json(&["peers"])?;
-        peers
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| p["peer_address"] == address.to_string())
-            .cloned()
-            .with_context(|| format!("{address} not in bgplane peers: {peers}"))
-    }
-
-    /// Waits until `bgplane peers` shows the peer in a state `accept` likes; its JSON.
-    fn wait_peer(
-        &self,
-        what: &str,
-        address: IpAddr,
-        timeout: Duration,
-        accept: impl Fn(&Value) -> bool,
-    ) -> Result<Value> {
-        wait_for(
-            &format!("bgplane peer {address}: {what}"),
-            timeout,
-            || match self.peer(address) {
-                Ok(p) if accept(&p) => Check::Done(p),
-                Ok(p) => Check::NotYet(format!("{p}\n{}", self.process.output_tail(15))),
-                Err(e) => Check::NotYet(format!("{e:#}")),
-            },
-        )
-    }
-
-    fn wait_established(&self, address: IpAddr) -> Result<Value> {
-        self.wait_peer("Established", address, UP, |p| p["state"] == "Established")
-    }
-
-    fn routes(&self, kind: &str, peer: IpAddr, prefix: &str) -> Result<Vec<Value>> {
-        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-        let v = self.cli_json(&[
-            "routes",
-            kind,
-            "--peer",
-            &peer.to_string(),
-            "--family",
-            family,
-        ])?;
-        Ok(v.as_array()
-            .into_iter()
-            .flatten()
-            .filter(|r| r["prefix"] == prefix)
-            .cloned()
-            .collect())
-    }
-
-    /// Waits until bgplane holds `prefix` from `from` and `accept` likes it; the route's JSON.
-    fn wait_received(
-        &self,
-        from: IpAddr,
-        prefix: &str,
-        accept: impl Fn(&Value) -> bool,
-    ) -> Result<Value> {
-        wait_for(
-            &format!("bgplane received {prefix} from {from}"),
-            ROUTE,
-            || match self.routes("received", from, prefix) {
-                Ok(v) => match v.iter().find(|r| accept(r)) {
-                    Some(r) => Check::Done(r.clone()),
-                    None => Check::NotYet(format!("{v:?}")),
-                },
-                Err(e) => Check::NotYet(format!("{e:#}")),
-            },
-        )
-    }
+/// `bgplane agent` in `node` with `agent_config`.
+fn start_agent(
+    lab: &Lab,
+    node: &Node,
+    router_id: IpAddr,
+    peers: impl IntoIterator<Item = BgplanePeer>,
+    originate: &[&str],
+) -> Result<Bgplane> {
+    Bgplane::start(lab, node, &agent_config(router_id, peers, originate))
 }
 
 /// Polls for `duration`: no path for `prefix` from `peer` appears on `router`.
@@ -422,33 +231,26 @@ fn star_v4_v6_four_octet_asns_transit_attributes_and_withdrawals_every_router() 
     // bgplane passive everywhere: every router connects (ExaBGP can only connect).
     let mut peers = Vec::new();
     for s in &spokes {
-        peers.push(peer(s.router4, s.asn, s.agent4).passive());
-        peers.push(peer(s.router6, s.asn, s.agent6).passive());
+        peers.push(BgplanePeer::new(s.router4, s.asn, s.agent4).passive());
+        peers.push(BgplanePeer::new(s.router6, s.asn, s.agent6).passive());
     }
-    let agent = Agent::start(
-        &lab,
-        &n,
-        "bgplane",
-        spokes[0].agent4,
-        &peers,
-        &[AGENT_V4, AGENT_V6],
-    )?;
+    let agent = start_agent(&lab, &n, spokes[0].agent4, peers, &[AGENT_V4, AGENT_V6])?;
     for (r, s) in routers.iter().zip(&spokes) {
         wait_router_established(*r, s.agent4)?;
         wait_router_established(*r, s.agent6)?;
-        let p = agent.wait_established(s.router4)?;
+        let p = agent.wait_established(s.router4, UP)?;
         assert_eq!(
             (&p["peer_asn"], &p["local_asn"]),
             (&s.asn.into(), &AGENT_AS.into()),
             "{p}"
         );
-        agent.wait_established(s.router6)?;
+        agent.wait_established(s.router6, UP)?;
     }
 
     // bgplane received every router's prefixes with the router's attributes.
     for s in &spokes {
         for (prefix, from) in [(s.v4_prefix, s.router4), (s.v6_prefix, s.router6)] {
-            let r = agent.wait_received(from, prefix, |_| true)?;
+            let r = agent.wait_received(from, prefix, ROUTE, |_| true)?;
             assert_eq!(r["as_path"], serde_json::json!([s.asn]), "{r}");
             assert_eq!(r["med"], s.med, "{r}");
             assert_eq!(
@@ -576,15 +378,14 @@ fn ibgp_with_frr_local_pref_next_hop_and_no_reflection() -> Result<()> {
                     .large_community(65002, 1, 2),
             ),
     )?;
-    let agent = Agent::start(
+    let agent = start_agent(
         &lab,
         &n,
-        "bgplane",
         a1,
-        &[
-            peer(r1, AGENT_AS, a1),
-            peer(r2, AGENT_AS, a2),
-            peer(rb, 65002, ab).passive(),
+        [
+            BgplanePeer::new(r1, AGENT_AS, a1),
+            BgplanePeer::new(r2, AGENT_AS, a2),
+            BgplanePeer::new(rb, 65002, ab).passive(),
         ],
         &[AGENT_V4],
     )?;
@@ -594,12 +395,12 @@ fn ibgp_with_frr_local_pref_next_hop_and_no_reflection() -> Result<()> {
     bird.wait_established(ab, UP)?;
 
     // LOCAL_PREF from iBGP arrives and is used: frr2's BOTH (300) beats frr1's (50).
-    let x = agent.wait_received(r1, ONLY1, |_| true)?;
+    let x = agent.wait_received(r1, ONLY1, ROUTE, |_| true)?;
     assert_eq!(x["local_pref"], 200, "{x}");
     assert_eq!(x["as_path"], serde_json::json!([]), "{x}");
     assert_eq!(x["next_hop"], r1.to_string(), "{x}");
-    let lost = agent.wait_received(r1, BOTH, |_| true)?;
-    let won = agent.wait_received(r2, BOTH, |_| true)?;
+    let lost = agent.wait_received(r1, BOTH, ROUTE, |_| true)?;
+    let won = agent.wait_received(r2, BOTH, ROUTE, |_| true)?;
     assert_eq!(
         (&lost["local_pref"], &won["local_pref"]),
         (&50.into(), &300.into())
@@ -645,7 +446,7 @@ fn ibgp_with_frr_local_pref_next_hop_and_no_reflection() -> Result<()> {
 
     // No iBGP-to-iBGP reflection: frr2 never gets frr1's routes from bgplane (and frr1 not
     // frr2's), although both hold everything else bgplane sends them.
-    let adv = agent.routes("advertised", r2, ONLY1)?;
+    let adv = agent.route(Rib::Advertised, r2, ONLY1)?;
     assert!(adv.is_empty(), "advertised to frr2: {adv:?}");
     never_gets(&frr2, ONLY1, a2, Duration::from_secs(3))?;
     let both_at_1 = frr1.route(&BOTH.parse()?)?;
@@ -737,26 +538,19 @@ fn two_octet_bird_gets_as_trans_with_as4_path_and_bgplane_merges_it_back() -> Re
         )
     })?;
     let dump = tcpdump(&lab, &b, &lb.b.ifname)?;
-    let agent = Agent::start(
+    let agent = start_agent(
         &lab,
         &n,
-        "bgplane",
         af,
-        &[
-            AgentPeer {
-                my_asn: MY_AS,
-                ..peer(rf, FRR_AS, af)
-            },
-            AgentPeer {
-                my_asn: MY_AS,
-                ..peer(rb, 65002, ab)
-            },
+        [
+            BgplanePeer::new(rf, FRR_AS, af).my_asn(MY_AS),
+            BgplanePeer::new(rb, 65002, ab).my_asn(MY_AS),
         ],
         &[AGENT_V4],
     )?;
     frr.wait_established(af, UP)?;
     bird.wait_established(ab, UP)?;
-    let p = agent.wait_established(rb)?;
+    let p = agent.wait_established(rb, UP)?;
     assert_eq!(p["peer_asn"], 65002, "{p}");
     let proto = bird.birdc("show protocols all n0")?;
     ensure!(
@@ -793,7 +587,7 @@ fn two_octet_bird_gets_as_trans_with_as4_path_and_bgplane_merges_it_back() -> Re
     )?;
 
     // From the 2-octet peer: bgplane merges AS4_PATH and passes the real path on.
-    let r = agent.wait_received(rb, BIRDS, |_| true)?;
+    let r = agent.wait_received(rb, BIRDS, ROUTE, |_| true)?;
     assert_eq!(r["as_path"], serde_json::json!([65002, FAR_AS]), "{r}");
     let r = wait_path(&frr, BIRDS, af, |_| true)?;
     assert_eq!(r.as_path, vec![MY_AS, 65002, FAR_AS], "{r:?}");
@@ -839,10 +633,10 @@ fn graceful_restart_kill9_frr_and_bird_keep_routes_then_end_of_rib_refreshes_and
             .neighbor(Neighbor::new(ab, AGENT_AS)),
     )?;
     let peers = [
-        peer(rf, 65001, af).graceful_restart(),
-        peer(rb, 65002, ab).graceful_restart().passive(),
+        BgplanePeer::new(rf, 65001, af).graceful_restart(),
+        BgplanePeer::new(rb, 65002, ab).graceful_restart().passive(),
     ];
-    let agent = Agent::start(&lab, &n, "bgplane", af, &peers, &[AGENT_V4, DROPPED])?;
+    let agent = start_agent(&lab, &n, af, peers.clone(), &[AGENT_V4, DROPPED])?;
     frr.wait_established(af, UP)?;
     bird.wait_established(ab, UP)?;
     let checks: [(&dyn BgpRouter, &str, IpAddr); 5] = [
@@ -862,7 +656,7 @@ fn graceful_restart_kill9_frr_and_bird_keep_routes_then_end_of_rib_refreshes_and
         "FRR did not negotiate GR with bgplane: {caps}"
     );
 
-    agent.process.kill9()?;
+    agent.process().kill9()?;
     // FRR marks them stale; BIRD shows no flag, but its session is down and the routes stay.
     wait_path(&frr, AGENT_V4, af, |r| r.stale)?;
     wait_for("BIRD sees the session down", UP, || match bird.peer(ab) {
@@ -895,9 +689,9 @@ fn graceful_restart_kill9_frr_and_bird_keep_routes_then_end_of_rib_refreshes_and
 
     // Restart without DROPPED: the same agent on the same node, so the same API socket, and
     // the restart marker the killed agent left beside it makes this start a graceful restart.
-    let again = Agent::start(&lab, &n, "bgplane", af, &peers, &[AGENT_V4])?;
-    again.wait_established(rf)?;
-    again.wait_established(rb)?;
+    let again = agent.restart(&lab, &agent_config(af, peers, &[AGENT_V4]))?;
+    again.wait_established(rf, UP)?;
+    again.wait_established(rb, UP)?;
     for (r, prefix, from) in checks.iter().filter(|c| c.1 != DROPPED) {
         wait_path(*r, prefix, *from, |r| !r.stale)?;
     }
@@ -989,23 +783,24 @@ fn md5_right_password_establishes_wrong_one_does_not_frr_and_bird() -> Result<()
                     .password("bird-other"),
             ),
     )?;
-    let agent = Agent::start(
+    let agent = start_agent(
         &t.lab,
         &t.n,
-        "bgplane",
         t.f4.0,
-        &[
-            peer(t.f4.1, 65001, t.f4.0).password("frr-right"),
-            peer(t.f6.1, 65001, t.f6.0).password("frr-wrong"),
-            peer(t.b4.1, 65002, t.b4.0).passive().password("bird-right"),
-            peer(t.b6.1, 65002, t.b6.0).password("bird-wrong"),
+        [
+            BgplanePeer::new(t.f4.1, 65001, t.f4.0).password("frr-right"),
+            BgplanePeer::new(t.f6.1, 65001, t.f6.0).password("frr-wrong"),
+            BgplanePeer::new(t.b4.1, 65002, t.b4.0)
+                .passive()
+                .password("bird-right"),
+            BgplanePeer::new(t.b6.1, 65002, t.b6.0).password("bird-wrong"),
         ],
         &[AGENT_V4, AGENT_V6],
     )?;
     frr.wait_established(t.f4.0, UP)?;
     bird.wait_established(t.b4.0, UP)?;
-    agent.wait_established(t.f4.1)?;
-    agent.wait_established(t.b4.1)?;
+    agent.wait_established(t.f4.1, UP)?;
+    agent.wait_established(t.b4.1, UP)?;
     wait_path(&frr, AGENT_V4, t.f4.0, |_| true)?;
     wait_path(&bird, AGENT_V4, t.b4.0, |_| true)?;
     holds_for(
@@ -1064,19 +859,18 @@ fn hold_timer_expires_when_frr_and_bird_are_stopped_and_sessions_return() -> Res
             "protocol bgp n0 {\n  error wait time 1, 5;\n",
         )
     })?;
-    let agent = Agent::start(
+    let agent = start_agent(
         &t.lab,
         &t.n,
-        "bgplane",
         t.f4.0,
-        &[
-            peer(t.f4.1, 65001, t.f4.0),
-            peer(t.b4.1, 65002, t.b4.0).passive(),
+        [
+            BgplanePeer::new(t.f4.1, 65001, t.f4.0),
+            BgplanePeer::new(t.b4.1, 65002, t.b4.0).passive(),
         ],
         &[AGENT_V4],
     )?;
     for a in [t.f4.1, t.b4.1] {
-        let p = agent.wait_established(a)?;
+        let p = agent.wait_established(a, UP)?;
         assert_eq!(p["hold_time"], 9, "{p}");
     }
     frr.process().pause()?;
@@ -1137,16 +931,15 @@ fn peer_as_mismatch_notification_both_directions_frr_and_bird() -> Result<()> {
             .neighbor(Neighbor::new(t.b4.0, AGENT_AS))
             .neighbor(Neighbor::new(t.b6.0, 65099).local_address(t.b6.1)),
     )?;
-    let agent = Agent::start(
+    let agent = start_agent(
         &t.lab,
         &t.n,
-        "bgplane",
         t.f4.0,
-        &[
-            peer(t.f4.1, 65098, t.f4.0),
-            peer(t.f6.1, 65001, t.f6.0),
-            peer(t.b4.1, 65098, t.b4.0),
-            peer(t.b6.1, 65002, t.b6.0),
+        [
+            BgplanePeer::new(t.f4.1, 65098, t.f4.0),
+            BgplanePeer::new(t.f6.1, 65001, t.f6.0),
+            BgplanePeer::new(t.b4.1, 65098, t.b4.0),
+            BgplanePeer::new(t.b6.1, 65002, t.b6.0),
         ],
         &[AGENT_V4],
     )?;
@@ -1244,10 +1037,10 @@ fn route_refresh_from_frr_soft_in_and_out_answered_with_enhanced_refresh() -> Re
         "address-family ipv4 unicast",
         &format!("no neighbor {a} soft-reconfiguration inbound"),
     ])?;
-    let agent = Agent::start(&lab, &n, "bgplane", a, &[peer(r, 65001, a)], &[AGENT_V4])?;
+    let agent = start_agent(&lab, &n, a, [BgplanePeer::new(r, 65001, a)], &[AGENT_V4])?;
     frr.wait_established(a, UP)?;
     wait_path(&frr, AGENT_V4, a, |_| true)?;
-    agent.wait_received(r, FRRS, |r| r["med"] == 1)?;
+    agent.wait_received(r, FRRS, ROUTE, |r| r["med"] == 1)?;
     let stats = |k: &str| -> Result<u64> {
         let v = frr_stats(&frr, a)?;
         v["messageStats"][k]
@@ -1299,7 +1092,7 @@ fn route_refresh_from_frr_soft_in_and_out_answered_with_enhanced_refresh() -> Re
     ])?;
     let upd_sent = stats("updatesSent")?;
     frr.vtysh(&format!("clear bgp ipv4 unicast {a} soft out"))?;
-    agent.wait_received(r, FRRS, |r| r["med"] == 77)?;
+    agent.wait_received(r, FRRS, ROUTE, |r| r["med"] == 77)?;
     ensure!(
         stats("updatesSent")? > upd_sent,
         "no UPDATE from FRR's soft out"
@@ -1307,7 +1100,7 @@ fn route_refresh_from_frr_soft_in_and_out_answered_with_enhanced_refresh() -> Re
     holds_for(
         "bgplane keeps FRR's re-sent route",
         Duration::from_secs(2),
-        || match agent.routes("received", r, FRRS) {
+        || match agent.route(Rib::Received, r, FRRS) {
             Ok(v) if v.iter().any(|r| r["med"] == 77 && r["stale"] == false) => Ok(()),
             other => Err(format!("{other:?}")),
         },
@@ -1353,16 +1146,18 @@ fn four_octet_bgplane_with_two_octet_exabgp_as_trans() -> Result<()> {
     );
     let exa = ExaBgp::start(&lab, &e, &RouterConfig::new(65005, le.b.v4).extra(&block))?;
     let dump = tcpdump(&lab, &e, &le.b.ifname)?;
-    let agent = Agent::start(
+    let agent = start_agent(
         &lab,
         &n,
-        "bgplane",
         af,
-        &[peer(rf, FRR_AS, af), peer(re, 65005, ae).passive()],
+        [
+            BgplanePeer::new(rf, FRR_AS, af),
+            BgplanePeer::new(re, 65005, ae).passive(),
+        ],
         &[AGENT_V4],
     )?;
     frr.wait_established(af, UP)?;
-    let p = agent.wait_established(re)?;
+    let p = agent.wait_established(re, UP)?;
     assert_eq!(p["local_asn"], AGENT_AS, "{p}");
     // What ExaBGP got: the real paths.
     let r = wait_path(&exa, AGENT_V4, ae, |_| true)?;
@@ -1370,7 +1165,7 @@ fn four_octet_bgplane_with_two_octet_exabgp_as_trans() -> Result<()> {
     let r = wait_path(&exa, FRRS, ae, |_| true)?;
     assert_eq!(r.as_path, vec![AGENT_AS, FRR_AS], "{r:?}");
     // ExaBGP's route with a 4-octet AS, merged by bgplane and passed to FRR.
-    let r = agent.wait_received(re, EXAS, |_| true)?;
+    let r = agent.wait_received(re, EXAS, ROUTE, |_| true)?;
     assert_eq!(r["as_path"], serde_json::json!([65005, FAR_AS]), "{r}");
     let r = wait_path(&frr, EXAS, af, |_| true)?;
     assert_eq!(r.as_path, vec![AGENT_AS, 65005, FAR_AS], "{r:?}");

@@ -7,64 +7,20 @@
 //! `bgplane` binary with cargo unless BGPLANE_BIN names one.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use interop_tests::frr::BGPD;
 use interop_tests::{
-    holds_for, skip_unless, wait_for, BgpRouter, Check, Frr, Lab, Link, Neighbor, Node, Process,
-    RouterConfig, SessionState,
+    holds_for, skip_unless, wait_for, BgpRouter, Bgplane, BgplaneConfig, BgplanePeer, Check, Frr,
+    Lab, Link, Neighbor, Node, RouterConfig, SessionState, Ttl,
 };
-use serde_json::Value;
 
 const UP: Duration = Duration::from_secs(40);
 /// How long a session that must not come up is watched (after the others came up).
 const STAYS_DOWN: Duration = Duration::from_secs(8);
 const AGENT_AS: u32 = 4200000001;
 const FRR_AS: u32 = 65001;
-
-/// The `bgplane` binary: $BGPLANE_BIN, or target/debug/bgplane built now.
-fn bgplane_bin() -> Result<PathBuf> {
-    static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("BGPLANE_BIN") {
-            return Ok(PathBuf::from(p));
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .ok_or("no workspace root")?
-            .to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "speaker", "--bin", "bgplane"])
-            .current_dir(&root)
-            .status()
-            .map_err(|e| format!("cargo build: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo build -p speaker failed: {status}"));
-        }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        Ok(target.join("debug").join("bgplane"))
-    })
-    .clone()
-    .map_err(|e| anyhow::anyhow!(e))
-}
-
-/// How bgplane treats the TTL of one peer (the `peers:` keys it sets).
-#[derive(Clone, Copy, Debug)]
-enum Ttl {
-    /// Nothing set: eBGP single hop, TTL 1.
-    Default,
-    /// `ebgp-multihop: true`, with `ebgp-multihop-ttl` when given (else 255).
-    Multihop(Option<u8>),
-    /// `gtsm: true`, with `gtsm-hops` when given (else 1).
-    Gtsm(Option<u8>),
-}
 
 /// One session of a test: bgplane's address and FRR's, who connects, the TTL settings on
 /// both sides, and whether it must come up.
@@ -83,30 +39,14 @@ struct Session {
 }
 
 impl Session {
-    fn agent_yaml(&self, router_id: IpAddr) -> String {
-        let mut y = format!(
-            "- my-asn: {AGENT_AS}\n  peer-asn: {FRR_AS}\n  peer-address: \"{}\"\n  source-address: \"{}\"\n  router-id: {router_id}\n  hold-time: 9s\n",
-            self.frr, self.agent
-        );
+    /// bgplane's `peers:` entry for this session.
+    fn agent_peer(&self) -> BgplanePeer {
+        let p = BgplanePeer::new(self.frr, FRR_AS, self.agent).ttl(self.ttl);
         if self.agent_passive {
-            y += "  passive: true\n";
+            p.passive()
+        } else {
+            p
         }
-        match self.ttl {
-            Ttl::Default => {}
-            Ttl::Multihop(ttl) => {
-                y += "  ebgp-multihop: true\n";
-                if let Some(t) = ttl {
-                    y += &format!("  ebgp-multihop-ttl: {t}\n");
-                }
-            }
-            Ttl::Gtsm(hops) => {
-                y += "  gtsm: true\n";
-                if let Some(h) = hops {
-                    y += &format!("  gtsm-hops: {h}\n");
-                }
-            }
-        }
-        y
     }
 
     fn frr_neighbor(&self) -> Neighbor {
@@ -138,69 +78,16 @@ fn start_frr(lab: &Lab, node: &Node, router_id: std::net::Ipv4Addr, s: &[Session
     Frr::start(lab, node, &conf)
 }
 
-/// A running `bgplane agent` in a lab node.
-struct Agent {
-    process: Process,
-    socket: PathBuf,
-    bin: PathBuf,
-}
-
-impl Agent {
-    fn start(lab: &Lab, node: &Node, router_id: IpAddr, s: &[Session]) -> Result<Agent> {
-        let bin = bgplane_bin()?;
-        let mut yaml = String::from("peers:\n");
-        for x in s {
-            yaml += &x.agent_yaml(router_id);
-        }
-        yaml += "listen-port: 179\n";
-        let conf = node.dir().join("bgplane.yaml");
-        std::fs::write(&conf, yaml)?;
-        let socket = node.dir().join("bgplane.sock");
-        let mut cmd = node.command(&bin);
-        cmd.arg("agent")
-            .arg("--config")
-            .arg(&conf)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--connect-retry", "1", "--log", "debug"]);
-        let process = lab.spawn(node, "bgplane", cmd)?;
-        Ok(Agent {
-            process,
-            socket,
-            bin,
-        })
-    }
-
-    fn peers(&self) -> Result<Vec<Value>> {
-        let out = Command::new(&self.bin)
-            .args(["peers", "-o", "json", "--socket"])
-            .arg(&self.socket)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "bgplane peers: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout)?;
-        Ok(v.as_array().cloned().unwrap_or_default())
-    }
-
-    fn peer(&self, address: IpAddr) -> Result<Value> {
-        self.peers()?
-            .into_iter()
-            .find(|p| p["peer_address"] == address.to_string())
-            .with_context(|| format!("{address} not in bgplane peers"))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.process.output_path()).unwrap_or_default()
-    }
+/// bgplane with every session's peer.
+fn start_agent(lab: &Lab, node: &Node, router_id: IpAddr, s: &[Session]) -> Result<Bgplane> {
+    let conf = BgplaneConfig::new(AGENT_AS, router_id).peers(s.iter().map(Session::agent_peer));
+    Bgplane::start(lab, node, &conf)
 }
 
 /// Waits until every session that must come up is Established on both sides, then checks
 /// for `STAYS_DOWN` that every other one never gets there on either side (bgplane: never
 /// past Connect/Active/OpenSent, no flap ever) while the good ones stay up.
-fn check_sessions(frr: &Frr, agent: &Agent, sessions: &[Session]) -> Result<()> {
+fn check_sessions(frr: &Frr, agent: &Bgplane, sessions: &[Session]) -> Result<()> {
     for s in sessions.iter().filter(|s| s.establishes) {
         wait_for(
             &format!(
@@ -220,7 +107,7 @@ fn check_sessions(frr: &Frr, agent: &Agent, sessions: &[Session]) -> Result<()> 
                     _ => Check::NotYet(format!(
                         "FRR: {f:?}\nbgplane: {a:?}\n{}\n{}",
                         frr.log_tail(8),
-                        agent.process.output_tail(8)
+                        agent.process().output_tail(8)
                     )),
                 }
             },
@@ -256,6 +143,27 @@ fn check_sessions(frr: &Frr, agent: &Agent, sessions: &[Session]) -> Result<()> 
 struct TwoHops {
     near: Vec<Link>,
     far: Vec<Link>,
+}
+
+impl TwoHops {
+    /// Session `i` over IPv4: (bgplane's address, FRR's).
+    fn v4(&self, i: usize) -> (IpAddr, IpAddr) {
+        (self.near[i].a.v4.into(), self.far[i].b.v4.into())
+    }
+    /// Session `i` over IPv6: (bgplane's address, FRR's).
+    fn v6(&self, i: usize) -> (IpAddr, IpAddr) {
+        (self.near[i].a.v6.into(), self.far[i].b.v6.into())
+    }
+}
+
+/// A direct link's IPv4 ends: (bgplane's address, FRR's).
+fn v4(l: &Link) -> (IpAddr, IpAddr) {
+    (l.a.v4.into(), l.b.v4.into())
+}
+
+/// A direct link's IPv6 ends.
+fn v6(l: &Link) -> (IpAddr, IpAddr) {
+    (l.a.v6.into(), l.b.v6.into())
 }
 
 fn two_hops(lab: &Lab, agent: &Node, mid: &Node, frr: &Node, n: usize) -> Result<TwoHops> {
@@ -346,11 +254,7 @@ fn ebgp_ttl_1_default_multihop_n_and_gtsm_hops_against_frr_two_hops_away() -> Re
     let lab = Lab::new("bgplane_ttl")?;
     let (n, m, f) = (lab.node("bgplane")?, lab.node("mid")?, lab.node("frr")?);
     let t = two_hops(&lab, &n, &m, &f, 7)?;
-    let a4 = |i: usize| IpAddr::V4(t.near[i].a.v4);
-    let f4 = |i: usize| IpAddr::V4(t.far[i].b.v4);
-    let a6 = |i: usize| IpAddr::V6(t.near[i].a.v6);
-    let f6 = |i: usize| IpAddr::V6(t.far[i].b.v6);
-    let s = |name, agent, frr, ttl, establishes| Session {
+    let s = |name, (agent, frr): (IpAddr, IpAddr), ttl, establishes| Session {
         name,
         agent,
         frr,
@@ -372,43 +276,37 @@ fn ebgp_ttl_1_default_multihop_n_and_gtsm_hops_against_frr_two_hops_away() -> Re
     let sessions = vec![
         agent_connects(s(
             "v4 default ttl, bgplane connects",
-            a4(0),
-            f4(0),
+            t.v4(0),
             Ttl::Default,
             false,
         )),
         frr_connects(s(
             "v4 default ttl, FRR connects",
-            a4(1),
-            f4(1),
+            t.v4(1),
             Ttl::Default,
             false,
         )),
         frr_connects(s(
             "v4 ebgp-multihop, FRR connects",
-            a4(2),
-            f4(2),
+            t.v4(2),
             Ttl::Multihop(None),
             true,
         )),
         agent_connects(s(
             "v4 multihop ttl 2, bgplane connects",
-            a4(3),
-            f4(3),
+            t.v4(3),
             Ttl::Multihop(Some(2)),
             true,
         )),
         agent_connects(s(
             "v4 multihop ttl 1, bgplane connects",
-            a4(4),
-            f4(4),
+            t.v4(4),
             Ttl::Multihop(Some(1)),
             false,
         )),
         frr_connects(s(
             "v4 gtsm hops 1, FRR connects from 2 hops",
-            a4(5),
-            f4(5),
+            t.v4(5),
             Ttl::Gtsm(None),
             false,
         )),
@@ -417,16 +315,14 @@ fn ebgp_ttl_1_default_multihop_n_and_gtsm_hops_against_frr_two_hops_away() -> Re
             frr_ttl_security: Some(2),
             ..s(
                 "v4 gtsm hops 2, FRR ttl-security hops 2",
-                a4(6),
-                f4(6),
+                t.v4(6),
                 Ttl::Gtsm(Some(2)),
                 true,
             )
         },
         frr_connects(s(
             "v6 gtsm hops 1, FRR connects from 2 hops",
-            a6(5),
-            f6(5),
+            t.v6(5),
             Ttl::Gtsm(None),
             false,
         )),
@@ -435,54 +331,49 @@ fn ebgp_ttl_1_default_multihop_n_and_gtsm_hops_against_frr_two_hops_away() -> Re
             frr_ttl_security: Some(2),
             ..s(
                 "v6 gtsm hops 2, FRR ttl-security hops 2",
-                a6(6),
-                f6(6),
+                t.v6(6),
                 Ttl::Gtsm(Some(2)),
                 true,
             )
         },
         agent_connects(s(
             "v6 default hop limit, bgplane connects",
-            a6(0),
-            f6(0),
+            t.v6(0),
             Ttl::Default,
             false,
         )),
         frr_connects(s(
             "v6 default hop limit, FRR connects",
-            a6(1),
-            f6(1),
+            t.v6(1),
             Ttl::Default,
             false,
         )),
         frr_connects(s(
             "v6 multihop ttl 2, FRR connects",
-            a6(2),
-            f6(2),
+            t.v6(2),
             Ttl::Multihop(Some(2)),
             true,
         )),
         agent_connects(s(
             "v6 ebgp-multihop, bgplane connects",
-            a6(3),
-            f6(3),
+            t.v6(3),
             Ttl::Multihop(None),
             true,
         )),
     ];
     let frr = start_frr(&lab, &f, t.far[0].b.v4, &sessions)?;
-    let agent = Agent::start(&lab, &n, a4(0), &sessions)?;
+    let agent = start_agent(&lab, &n, t.v4(0).0, &sessions)?;
     check_sessions(&frr, &agent, &sessions)?;
 
     // The GTSM peers FRR dialled: every attempt was closed for its SYN's TTL / hop limit,
     // and bgplane says so.
-    for addr in [f4(5), f6(5)] {
+    for addr in [t.v4(5).1, t.v6(5).1] {
         let gtsm = agent.peer(addr)?;
         let err = gtsm["last_error"].as_str().unwrap_or_default();
         ensure!(
             err.contains("GTSM") && err.contains("TTL 254"),
             "bgplane peers does not explain the GTSM rejection: {gtsm}\n{}",
-            agent.process.output_tail(20)
+            agent.process().output_tail(20)
         );
         ensure!(gtsm["state"] == "Active", "GTSM peer left Active: {gtsm}");
     }
@@ -508,64 +399,53 @@ fn gtsm_directly_connected_frr_establishes_two_hops_away_is_dropped_at_the_syn()
         n.ping(IpAddr::V6(l.b.v6))?;
     }
     let t = two_hops(&lab, &n, &m, &far_node, 2)?;
-    let g = |name, agent, frr, agent_passive, frr_passive, establishes| Session {
-        name,
-        agent,
-        frr,
-        agent_passive,
-        frr_passive,
-        ttl: Ttl::Gtsm(None),
-        frr_multihop: None,
-        frr_ttl_security: Some(1),
-        establishes,
-    };
-    let (d4a, d4b) = (IpAddr::V4(direct.a.v4), IpAddr::V4(direct.b.v4));
-    let (d6a, d6b) = (IpAddr::V6(direct.a.v6), IpAddr::V6(direct.b.v6));
-    let (e4a, e4b) = (IpAddr::V4(direct2.a.v4), IpAddr::V4(direct2.b.v4));
-    let (e6a, e6b) = (IpAddr::V6(direct2.a.v6), IpAddr::V6(direct2.b.v6));
+    let g =
+        |name, (agent, frr): (IpAddr, IpAddr), agent_passive, frr_passive, establishes| Session {
+            name,
+            agent,
+            frr,
+            agent_passive,
+            frr_passive,
+            ttl: Ttl::Gtsm(None),
+            frr_multihop: None,
+            frr_ttl_security: Some(1),
+            establishes,
+        };
     // One side passive each, so each direction is proven on its own.
     let near = vec![
-        g("v4 direct, bgplane connects", d4a, d4b, false, true, true),
-        g("v6 direct, FRR connects", d6a, d6b, true, false, true),
-        g("v4 direct, FRR connects", e4a, e4b, true, false, true),
-        g("v6 direct, bgplane connects", e6a, e6b, false, true, true),
+        g(
+            "v4 direct, bgplane connects",
+            v4(&direct),
+            false,
+            true,
+            true,
+        ),
+        g("v6 direct, FRR connects", v6(&direct), true, false, true),
+        g("v4 direct, FRR connects", v4(&direct2), true, false, true),
+        g(
+            "v6 direct, bgplane connects",
+            v6(&direct2),
+            false,
+            true,
+            true,
+        ),
     ];
-    let far_session = |name, agent, frr, agent_passive| Session {
+    let far_session = |name, ends, agent_passive| Session {
         frr_multihop: Some(255),
         frr_ttl_security: None,
-        ..g(name, agent, frr, agent_passive, !agent_passive, false)
+        ..g(name, ends, agent_passive, !agent_passive, false)
     };
     let far = vec![
-        far_session(
-            "v4 two hops, bgplane connects",
-            IpAddr::V4(t.near[0].a.v4),
-            IpAddr::V4(t.far[0].b.v4),
-            false,
-        ),
-        far_session(
-            "v4 two hops, FRR connects",
-            IpAddr::V4(t.near[1].a.v4),
-            IpAddr::V4(t.far[1].b.v4),
-            true,
-        ),
-        far_session(
-            "v6 two hops, bgplane connects",
-            IpAddr::V6(t.near[0].a.v6),
-            IpAddr::V6(t.far[0].b.v6),
-            false,
-        ),
-        far_session(
-            "v6 two hops, FRR connects",
-            IpAddr::V6(t.near[1].a.v6),
-            IpAddr::V6(t.far[1].b.v6),
-            true,
-        ),
+        far_session("v4 two hops, bgplane connects", t.v4(0), false),
+        far_session("v4 two hops, FRR connects", t.v4(1), true),
+        far_session("v6 two hops, bgplane connects", t.v6(0), false),
+        far_session("v6 two hops, FRR connects", t.v6(1), true),
     ];
     let drops_before = tcp_ext(&n, "TCPMinTTLDrop")?;
     let frr_near = start_frr(&lab, &near_node, direct.b.v4, &near)?;
     let frr_far = start_frr(&lab, &far_node, t.far[0].b.v4, &far)?;
     let all: Vec<Session> = near.iter().chain(&far).cloned().collect();
-    let agent = Agent::start(&lab, &n, d4a, &all)?;
+    let agent = start_agent(&lab, &n, v4(&direct).0, &all)?;
     check_sessions(&frr_near, &agent, &near)?;
     check_sessions(&frr_far, &agent, &far)?;
 
@@ -589,7 +469,7 @@ fn gtsm_directly_connected_frr_establishes_two_hops_away_is_dropped_at_the_syn()
             "{}: a connection from {} got past the listener:\n{}",
             s.name,
             s.frr,
-            agent.process.output_tail(30)
+            agent.process().output_tail(30)
         );
     }
     eprintln!("TCPMinTTLDrop in bgplane's namespace: {drops}");
