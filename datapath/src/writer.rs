@@ -37,8 +37,8 @@
 
 mod alloc;
 mod counters;
+mod index;
 
-use std::collections::hash_map::Entry;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
@@ -49,6 +49,7 @@ use ipnet::IpNet;
 pub use self::alloc::COOL_DOWN;
 use self::alloc::{order_for, Block, Buddy, FxHashMap, Ids};
 pub use self::counters::{read_counters, ServiceCounters};
+use self::index::BackendIndex;
 use crate::bpf_sys::{self, MapError, MmapArray, TypedMap};
 use crate::maps::*;
 use crate::plan::{
@@ -210,6 +211,14 @@ struct BeMeta {
     local: bool,
     /// Found when adopting: kept until the first full apply decides.
     keep: bool,
+    /// Its (address, port), for the index (`Writer::backends`).
+    ident: BeIdent,
+}
+
+/// The (address, port) of backend `id` as the writer knows it (the index's key lookup).
+fn ident_at(meta: &[BeMeta], id: u32) -> BeIdent {
+    meta.get(id as usize)
+        .map_or_else(Default::default, |m| m.ident)
 }
 
 type BeIdent = (LbAddr, u16);
@@ -221,7 +230,8 @@ pub struct Writer {
     ncpus: usize,
     keys: FxHashMap<SvcKey, KeyState>,
     fes: FxHashMap<Frontend, FeState>,
-    backends: FxHashMap<BeIdent, u32>,
+    /// Backend ids by (address, port).
+    backends: BackendIndex,
     be_meta: Vec<BeMeta>,
     regions: Buddy,
     be_ids: Ids,
@@ -423,17 +433,22 @@ impl Writer {
             .skip(1)
             .filter(|v| v.flags & BE_F_VALID != 0)
             .count();
-        let mut backends = FxHashMap::default();
-        backends.reserve(n_valid);
+        let mut backends = BackendIndex::default();
+        backends.reserve(n_valid, |i| ident_at(&be_meta, i));
         let mut be_used = Vec::with_capacity(n_valid);
         for (id, v) in be_arr.iter().enumerate().skip(1) {
             if v.flags & BE_F_VALID != 0 {
-                backends.insert((v.addr, u16::from_be(v.port_be)), id as u32);
+                let ident = (v.addr, u16::from_be(v.port_be));
                 be_meta[id] = BeMeta {
                     local: v.flags & BE_F_LOCAL != 0,
                     keep: true,
+                    ident,
                     ..Default::default()
                 };
+                // The same backend twice (not written by us): the first id is the index's.
+                if let Err(slot) = backends.find_or_slot(&ident, |i| ident_at(&be_meta, i)) {
+                    slot.insert(id as u32);
+                }
                 be_used.push(id as u32);
             }
         }
@@ -493,7 +508,9 @@ impl Writer {
 
     /// The backend id the maps use for `addr:port`, if it is there.
     pub fn backend_id(&self, addr: IpAddr, port: u16) -> Option<u32> {
-        self.backends.get(&(LbAddr::from_ip(addr), port)).copied()
+        self.backends.get(&(LbAddr::from_ip(addr), port), |i| {
+            ident_at(&self.be_meta, i)
+        })
     }
 
     /// The service id of a frontend, if it is there.
@@ -619,8 +636,8 @@ impl Writer {
             term.sort_unstable();
             term.dedup();
             for t in &term {
-                match self.backends.get(t) {
-                    Some(id) => term_ids.push(*id),
+                match self.backends.get(t, |i| ident_at(&self.be_meta, i)) {
+                    Some(id) => term_ids.push(id),
                     None => return false,
                 }
             }
@@ -796,9 +813,12 @@ impl Writer {
     ) -> Result<u32, WriteError> {
         let n_backends = self.backends.len();
         let key = ident(b);
-        let slot = match self.backends.entry(key) {
-            Entry::Occupied(e) => return Ok(*e.get()),
-            Entry::Vacant(v) => v,
+        let slot = match self
+            .backends
+            .find_or_slot(&key, |i| ident_at(&self.be_meta, i))
+        {
+            Ok(id) => return Ok(id),
+            Err(slot) => slot,
         };
         let Some(id) = self.be_ids.alloc() else {
             return Err(WriteError::Full {
@@ -825,6 +845,7 @@ impl Writer {
         };
         self.be_meta[id as usize] = BeMeta {
             local: b.local,
+            ident: key,
             ..Default::default()
         };
         slot.insert(id);
@@ -865,7 +886,7 @@ impl Writer {
             self.maps
                 .backends
                 .store_byte(id as usize, BACKEND_FLAGS_OFFSET, 0);
-            self.backends.remove(&ident);
+            self.backends.remove(&ident, |i| ident_at(&self.be_meta, i));
             self.be_meta[id as usize] = BeMeta::default();
             self.be_ids.free_now(id);
         }
@@ -892,7 +913,7 @@ impl Writer {
             .iter()
             .map(|w| w.active.len() + w.terminating.len())
             .sum();
-        self.backends.reserve(n_be);
+        self.backends.reserve(n_be, |i| ident_at(&self.be_meta, i));
         // An upper bound (address space only: the pages are touched as it fills).
         undo.new_backends.reserve(n_be);
         self.keys.reserve(wants.len());
@@ -1363,7 +1384,8 @@ impl Writer {
             }
             if m.refs == 0 && !m.keep {
                 self.maps.backends.store_byte(i, BACKEND_FLAGS_OFFSET, 0);
-                self.backends.remove(&(cur.addr, u16::from_be(cur.port_be)));
+                self.backends
+                    .remove(&m.ident, |i| ident_at(&self.be_meta, i));
                 self.be_meta[i] = BeMeta::default();
                 self.be_ids.release(now, id);
                 st.backends_deleted += 1;
