@@ -349,7 +349,8 @@ struct Cur {
 /// What to undo if the commit stops before the flip.
 #[derive(Default)]
 struct Undo {
-    new_backends: Vec<(BeIdent, u32)>,
+    /// Ids of backends written (their (address, port) is in `be_meta`).
+    new_backends: Vec<u32>,
     blocks: Vec<Block>,
     svc_ids: Vec<u32>,
 }
@@ -538,7 +539,7 @@ impl Writer {
         let mut fresh: std::collections::HashSet<Frontend, alloc::FxBuild> = Default::default();
         self.fes.reserve(plans.len().saturating_sub(self.fes.len()));
         let mut adopted = 0;
-        for p in plans {
+        for (i, p) in plans.iter().enumerate() {
             match self.fes.get_mut(&p.frontend) {
                 Some(fe) if fe.epoch == epoch => {
                     return Err(WriteError::Plan {
@@ -555,6 +556,10 @@ impl Writer {
                     changes.push((p.frontend, Some(p)));
                 }
                 None => {
+                    if fresh.is_empty() {
+                        // At most the rest are new: one allocation, no rehashing.
+                        fresh.reserve(plans.len() - i);
+                    }
                     if !fresh.insert(p.frontend) {
                         return Err(WriteError::Plan {
                             service: p.service.clone(),
@@ -849,7 +854,7 @@ impl Writer {
             ..Default::default()
         };
         slot.insert(id);
-        undo.new_backends.push((key, id));
+        undo.new_backends.push(id);
         st.backends_written += 1;
         Ok(id)
     }
@@ -882,10 +887,11 @@ impl Writer {
         for r in ranges {
             let _ = self.maps.srcrange.delete(r);
         }
-        for (ident, id) in undo.new_backends.into_iter().rev() {
+        for id in undo.new_backends.into_iter().rev() {
             self.maps
                 .backends
                 .store_byte(id as usize, BACKEND_FLAGS_OFFSET, 0);
+            let ident = ident_at(&self.be_meta, id);
             self.backends.remove(&ident, |i| ident_at(&self.be_meta, i));
             self.be_meta[id as usize] = BeMeta::default();
             self.be_ids.free_now(id);
@@ -1244,7 +1250,7 @@ impl Writer {
         // Backends written for failed services only are unused.
         // (Handled with every other unused backend in step 5; the others are in `touched`
         // already, from the services that use them.)
-        for (_, id) in &undo.new_backends {
+        for id in &undo.new_backends {
             if self.be_meta[*id as usize].refs == 0 {
                 touched.push(*id);
             }
