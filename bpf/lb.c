@@ -20,6 +20,7 @@
 #include "lib/csum.h"
 #include "lib/conntrack.h"
 #include "lib/nat.h"
+#include "lib/reject.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -219,10 +220,14 @@ static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
 			if (ctr)
 				ctr->dropped++;
 			/* No backend: DROP when the plan says so (policy Local with only remote
-			 * endpoints), else the stack answers (RST / ICMP unreachable). */
+			 * endpoints), else refuse as kube-proxy's REJECT does: a TCP reset sent
+			 * back from here (the stack would route a VIP that is no node address,
+			 * maybe into a blackhole or a loop); UDP is dropped. */
 			if (svc->flags & LB_SVC_F_DROP_EMPTY)
 				return TC_ACT_SHOT;
-			return TC_ACT_OK;
+			if (p->proto == IPPROTO_TCP)
+				return reject_tcp(skb, p);
+			return TC_ACT_SHOT;
 		}
 		if (addr_is_v4(&be->addr) == p->v6)
 			return TC_ACT_SHOT; /* no NAT46/64 */

@@ -7,5 +7,6 @@ mod env;
 mod netns;
 mod pkt;
 mod prog_run;
+mod reject;
 mod scale;
 mod upgrade;

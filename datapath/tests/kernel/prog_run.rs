@@ -279,13 +279,13 @@ fn terminating_backend_keeps_its_flows_and_a_deleted_one_is_reselected() {
             "deleted backend's flow not reselected"
         );
 
-        // No backends at all: the packet goes to the stack untouched (which answers RST /
-        // ICMP for node addresses), never silently dropped.
+        // No backends at all: refused with a TCP reset sent back (reject.rs checks the
+        // reset), never silently dropped.
         p.active.clear();
         f.w.apply(std::slice::from_ref(&p)).expect("apply empty");
         let fresh = pkt::build(ip(client), ip(vip), 44000, 80, pkt::TCP, b"");
-        let (verdict, out) = run(&mut f.dp, TC_INGRESS, &fresh);
-        assert_eq!((verdict, out), (TC_ACT_OK, fresh));
+        let (verdict, _) = run(&mut f.dp, TC_INGRESS, &fresh);
+        assert_eq!(verdict, TC_ACT_REDIRECT);
     });
 }
 
