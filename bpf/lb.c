@@ -222,12 +222,12 @@ static __always_inline int lb_forward(struct __sk_buff *skb, struct pkt *p,
 			/* No backend: DROP when the plan says so (policy Local with only remote
 			 * endpoints), else refuse as kube-proxy's REJECT does: a TCP reset sent
 			 * back from here (the stack would route a VIP that is no node address,
-			 * maybe into a blackhole or a loop); UDP is dropped. */
+			 * maybe into a blackhole or a loop), an ICMP port unreachable for UDP. */
 			if (svc->flags & LB_SVC_F_DROP_EMPTY)
 				return TC_ACT_SHOT;
 			if (p->proto == IPPROTO_TCP)
 				return reject_tcp(skb, p);
-			return TC_ACT_SHOT;
+			return reject_udp(skb, p);
 		}
 		if (addr_is_v4(&be->addr) == p->v6)
 			return TC_ACT_SHOT; /* no NAT46/64 */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Refusing a connection to a frontend without backends, as kube-proxy's REJECT does: a TCP
- * segment is answered with a reset (RFC 793, 3.4 "Reset Generation"), built in place from the
- * segment and sent back out of the device it came in on. */
+ * segment is answered with a reset (RFC 793, 3.4 "Reset Generation"), a UDP datagram with an
+ * ICMP port unreachable, each built in place and sent back out of the device it came in on. */
 #ifndef BGPLANE_REJECT_H
 #define BGPLANE_REJECT_H
 
@@ -179,6 +179,124 @@ static __always_inline int reject_tcp(struct __sk_buff *skb, const struct pkt *p
 		ph.tcp.check = csum_fold32(sum);
 		if (bpf_skb_store_bytes(skb, p->l3off, &ip6, sizeof(ip6), 0) ||
 		    bpf_skb_store_bytes(skb, p->l3off + sizeof(ip6), &ph.tcp, sizeof(ph.tcp), 0))
+			return TC_ACT_SHOT;
+	}
+	return bpf_redirect(ifindex, 0);
+}
+
+/* ICMPv4 destination unreachable, port unreachable (RFC 792); ICMPv6 destination
+ * unreachable, port unreachable (RFC 4443, 3.1). */
+#define REJ_ICMP4_UNREACH 3
+#define REJ_ICMP4_PORT 3
+#define REJ_ICMP6_UNREACH 1
+#define REJ_ICMP6_PORT 4
+#define REJ_PROTO_ICMP 1
+#define REJ_PROTO_ICMP6 58
+#define REJ_ICMP_HLEN 8
+#define REJ_QUOTE4 (sizeof(struct iphdr) + 8)   /* the datagram's IP and UDP headers */
+#define REJ_QUOTE6 (sizeof(struct ipv6hdr) + 8)
+
+/* Answers the UDP datagram p with an ICMP port unreachable from the frontend's address,
+ * quoting the datagram's IP header and its first 8 bytes, sent back out of the device it came
+ * in on. Built in place with little stack (lb_ingress has almost none left): room for the new
+ * IP and ICMP headers is opened after the MAC header (the quote moves into place), the rest
+ * is cut off, and the ICMP checksum is summed over the packet itself. An IPv4 datagram with
+ * IP options is dropped instead. Returns the tc verdict. */
+static __always_inline int reject_udp(struct __sk_buff *skb, const struct pkt *p)
+{
+	__u32 ifindex = skb->ifindex, icmp_off, len;
+	__u8 mac[2 * ETH_ALEN];
+	__be32 icmp[2];
+	void *data, *data_end;
+	__s64 sum;
+
+	if (p->l3off != ETH_HLEN)
+		return TC_ACT_SHOT;
+	if (bpf_skb_load_bytes(skb, 0, mac, sizeof(mac)))
+		return TC_ACT_SHOT;
+	if (!p->v6) {
+		struct iphdr ip = {};
+
+		if (p->l4off != ETH_HLEN + sizeof(struct iphdr) || skb->len < ETH_HLEN + REJ_QUOTE4)
+			return TC_ACT_SHOT; /* IP options are not quoted: dropped */
+		icmp_off = ETH_HLEN + sizeof(ip);
+		len = icmp_off + REJ_ICMP_HLEN + REJ_QUOTE4;
+		if (bpf_skb_adjust_room(skb, sizeof(ip) + REJ_ICMP_HLEN, BPF_ADJ_ROOM_MAC, 0) ||
+		    bpf_skb_change_tail(skb, len, 0))
+			return TC_ACT_SHOT;
+		ip.version = 4;
+		ip.ihl = 5;
+		ip.tot_len = bpf_htons(len - ETH_HLEN);
+		ip.ttl = 64;
+		ip.protocol = REJ_PROTO_ICMP;
+		ip.saddr = p->daddr.w[3];
+		ip.daddr = p->saddr.w[3];
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ip, sizeof(ip), 0);
+		if (sum < 0)
+			return TC_ACT_SHOT;
+		ip.check = csum_fold32(sum);
+		if (bpf_skb_store_bytes(skb, ETH_HLEN, &ip, sizeof(ip), 0))
+			return TC_ACT_SHOT;
+		icmp[0] = bpf_htonl((REJ_ICMP4_UNREACH << 24) | (REJ_ICMP4_PORT << 16));
+	} else {
+		__be32 w[2];
+
+		if (skb->len < ETH_HLEN + REJ_QUOTE6)
+			return TC_ACT_SHOT;
+		icmp_off = ETH_HLEN + sizeof(struct ipv6hdr);
+		len = icmp_off + REJ_ICMP_HLEN + REJ_QUOTE6;
+		if (bpf_skb_adjust_room(skb, sizeof(struct ipv6hdr) + REJ_ICMP_HLEN,
+					BPF_ADJ_ROOM_MAC, 0) ||
+		    bpf_skb_change_tail(skb, len, 0))
+			return TC_ACT_SHOT;
+		w[0] = bpf_htonl(0x60000000);
+		w[1] = bpf_htonl(((len - icmp_off) << 16) | (REJ_PROTO_ICMP6 << 8) | 64);
+		if (bpf_skb_store_bytes(skb, ETH_HLEN, w, sizeof(w), 0) ||
+		    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, saddr), p->daddr.b,
+					16, 0) ||
+		    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr), p->saddr.b,
+					16, 0))
+			return TC_ACT_SHOT;
+		icmp[0] = bpf_htonl((REJ_ICMP6_UNREACH << 24) | (REJ_ICMP6_PORT << 16));
+	}
+	icmp[1] = 0;
+	if (bpf_skb_store_bytes(skb, 0, mac + ETH_ALEN, ETH_ALEN, 0) ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, mac, ETH_ALEN, 0) ||
+	    bpf_skb_store_bytes(skb, icmp_off, icmp, sizeof(icmp), 0))
+		return TC_ACT_SHOT;
+	if (bpf_skb_pull_data(skb, len))
+		return TC_ACT_SHOT;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (!p->v6) {
+		if (data + ETH_HLEN + sizeof(struct iphdr) + REJ_ICMP_HLEN + REJ_QUOTE4 > data_end)
+			return TC_ACT_SHOT;
+		sum = bpf_csum_diff(NULL, 0, data + ETH_HLEN + sizeof(struct iphdr),
+				    REJ_ICMP_HLEN + REJ_QUOTE4, 0);
+	} else {
+		__be32 ph[2];
+
+		if (data + ETH_HLEN + sizeof(struct ipv6hdr) + REJ_ICMP_HLEN + REJ_QUOTE6 > data_end)
+			return TC_ACT_SHOT;
+		/* Pseudo-header (RFC 8200, 8.1): addresses, upper-layer length, next header. */
+		ph[0] = bpf_htonl(REJ_ICMP_HLEN + REJ_QUOTE6);
+		ph[1] = bpf_htonl(REJ_PROTO_ICMP6);
+		sum = bpf_csum_diff(NULL, 0, ph, sizeof(ph), 0);
+		if (sum < 0)
+			return TC_ACT_SHOT;
+		sum = bpf_csum_diff(NULL, 0, data + ETH_HLEN + offsetof(struct ipv6hdr, saddr), 32,
+				    (__u32)sum);
+		if (sum < 0)
+			return TC_ACT_SHOT;
+		sum = bpf_csum_diff(NULL, 0, data + ETH_HLEN + sizeof(struct ipv6hdr),
+				    REJ_ICMP_HLEN + REJ_QUOTE6, (__u32)sum);
+	}
+	if (sum < 0)
+		return TC_ACT_SHOT;
+	{
+		__u16 check = csum_fold32(sum);
+
+		if (bpf_skb_store_bytes(skb, icmp_off + 2, &check, sizeof(check), 0))
 			return TC_ACT_SHOT;
 	}
 	return bpf_redirect(ifindex, 0);

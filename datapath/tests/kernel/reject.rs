@@ -1,8 +1,9 @@
 //! A frontend without backends refuses new connections (kube-proxy's REJECT) instead of handing
-//! them to the stack: lb.c answers a TCP segment with a reset built in place and sent back out
-//! of the ingress device; UDP is dropped. NoBackends::Drop drops both. All count in `dropped`.
+//! them to the stack: lb.c answers a TCP segment with a reset and a UDP datagram with an ICMP
+//! port unreachable, each built in place and sent back out of the ingress device.
+//! NoBackends::Drop drops both. All count in the service's `dropped`.
 
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use datapath::loader::{Datapath, LoadConfig, TC_INGRESS};
@@ -43,8 +44,67 @@ fn tcp_of(p: &[u8]) -> Tcp {
     }
 }
 
+fn sum16(data: &[u8], mut acc: u32) -> u32 {
+    for c in data.chunks(2) {
+        acc += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    acc
+}
+
+fn folded(mut acc: u32) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// Asserts that `out` is an ICMP(v6) port unreachable answering the UDP datagram `sent`:
+/// MACs and addresses swapped, checksums right when recomputed from scratch, the datagram's
+/// IP header and first 8 bytes quoted.
+fn check_port_unreachable(sent: &[u8], out: &[u8]) {
+    assert_eq!(&out[0..6], &sent[6..12], "destination MAC");
+    assert_eq!(&out[6..12], &sent[0..6], "source MAC");
+    assert_eq!(&out[12..14], &sent[12..14], "ethertype");
+    if u16::from_be_bytes([sent[12], sent[13]]) == 0x0800 {
+        assert_eq!(out.len(), 14 + 20 + 8 + 28, "{out:02x?}");
+        let ip = &out[14..34];
+        assert_eq!(folded(sum16(ip, 0)), 0, "IPv4 header checksum: {ip:02x?}");
+        assert_eq!(
+            (ip[0], ip[8], ip[9]),
+            (0x45, 64, 1),
+            "version/ihl, TTL, ICMP"
+        );
+        assert_eq!(u16::from_be_bytes([ip[2], ip[3]]), 56, "total length");
+        assert_eq!(&ip[12..16], &sent[30..34], "source is the frontend");
+        assert_eq!(&ip[16..20], &sent[26..30], "destination is the client");
+        let icmp = &out[34..];
+        assert_eq!((icmp[0], icmp[1]), (3, 3), "port unreachable");
+        assert_eq!(&icmp[4..8], &[0, 0, 0, 0]);
+        assert_eq!(folded(sum16(icmp, 0)), 0, "ICMP checksum: {icmp:02x?}");
+        assert_eq!(&icmp[8..], &sent[14..14 + 28], "the quote");
+    } else {
+        assert_eq!(out.len(), 14 + 40 + 8 + 48, "{out:02x?}");
+        let ip = &out[14..54];
+        assert_eq!(ip[0] >> 4, 6);
+        assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), 56, "payload length");
+        assert_eq!((ip[6], ip[7]), (58, 64), "ICMPv6, hop limit");
+        assert_eq!(&ip[8..24], &sent[38..54], "source is the frontend");
+        assert_eq!(&ip[24..40], &sent[22..38], "destination is the client");
+        let icmp = &out[54..];
+        assert_eq!((icmp[0], icmp[1]), (1, 4), "port unreachable");
+        assert_eq!(&icmp[4..8], &[0, 0, 0, 0]);
+        let pseudo = sum16(&ip[8..40], 0) + icmp.len() as u32 + 58;
+        assert_eq!(
+            folded(sum16(icmp, pseudo)),
+            0,
+            "ICMPv6 checksum: {icmp:02x?}"
+        );
+        assert_eq!(&icmp[8..], &sent[14..14 + 48], "the quote");
+    }
+}
+
 #[test]
-fn syn_to_a_frontend_without_backends_is_answered_with_a_reset_v4_v6() {
+fn syn_gets_a_reset_and_udp_a_port_unreachable_from_a_frontend_without_backends_v4_v6() {
     let fs = Bpffs::new("pr-rej");
     in_netns(None, move || {
         let fs = fs;
@@ -118,11 +178,14 @@ fn syn_to_a_frontend_without_backends_is_answered_with_a_reset_v4_v6() {
                 assert_eq!((out[14 + 6], out[14 + 7]), (pkt::TCP, 64));
             }
 
-            // A reset is never answered; UDP is dropped; the Drop plan drops.
+            // A reset is never answered; the Drop plan drops.
             let rst = pkt::build_flags(client, vip, 40001, 80, pkt::TCP, pkt::RST, b"");
             assert_eq!(run(&mut f.dp, TC_INGRESS, &rst).0, TC_ACT_SHOT, "RST {vip}");
-            let udp = pkt::build(client, vip, 40002, 80, pkt::UDP, b"x");
-            assert_eq!(run(&mut f.dp, TC_INGRESS, &udp).0, TC_ACT_SHOT, "UDP {vip}");
+            // UDP gets an ICMP port unreachable quoting its IP header and 8 bytes.
+            let udp = pkt::build(client, vip, 40002, 80, pkt::UDP, b"a longer payload");
+            let (verdict, out) = run(&mut f.dp, TC_INGRESS, &udp);
+            assert_eq!(verdict, TC_ACT_REDIRECT, "UDP {vip}");
+            check_port_unreachable(&udp, &out);
             let to_drop = pkt::build(client, ip(drop_vip), 40003, 80, pkt::TCP, b"");
             assert_eq!(
                 run(&mut f.dp, TC_INGRESS, &to_drop).0,
@@ -168,7 +231,7 @@ fn syn_to_a_frontend_without_backends_is_answered_with_a_reset_v4_v6() {
 }
 
 #[test]
-fn connect_to_a_vip_without_backends_is_refused_fast_and_drop_times_out() {
+fn connect_and_udp_to_a_vip_without_backends_are_refused_fast_and_drop_times_out() {
     let lab = Lab::new(7, "rej", 1);
     let cfg = LoadConfig::new(lab.bpffs());
     let attached = in_netns(Some(&lab.node), move || {
@@ -193,6 +256,14 @@ fn connect_to_a_vip_without_backends_is_refused_fast_and_drop_times_out() {
             &lab.frontend(101, v6),
             80,
             Protocol::Tcp,
+            vec![],
+        ));
+        plans.push(plan(
+            &format!("empty-udp{v6}"),
+            FrontendKind::LoadBalancer,
+            &lab.frontend(101, v6),
+            53,
+            Protocol::Udp,
             vec![],
         ));
         let mut d = plan(
@@ -229,6 +300,23 @@ fn connect_to_a_vip_without_backends_is_refused_fast_and_drop_times_out() {
             "{empty} refused after {took:?}"
         );
 
+        // A connected UDP socket learns of the ICMP port unreachable as ECONNREFUSED.
+        let empty_udp = sa(&lab.frontend(101, v6), 53);
+        let res = in_netns(Some(&lab.client), move || {
+            let u = UdpSocket::bind(if v6 { "[::]:0" } else { "0.0.0.0:0" })?;
+            u.connect(empty_udp)?;
+            u.set_read_timeout(Some(Duration::from_secs(1)))?;
+            u.send(b"anyone?")?;
+            let mut buf = [0u8; 64];
+            u.recv(&mut buf).map(|_| ())
+        });
+        let err = res.expect_err("UDP to a VIP without backends was answered");
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionRefused,
+            "{empty_udp}: {err}"
+        );
+
         let dropped = sa(&lab.frontend(102, v6), 80);
         let res = in_netns(Some(&lab.client), move || {
             TcpStream::connect_timeout(&dropped, Duration::from_millis(400)).map(|_| ())
@@ -244,5 +332,11 @@ fn connect_to_a_vip_without_backends_is_refused_fast_and_drop_times_out() {
             .expect("counters of the empty service")
             .counters;
         assert!(c.dropped >= 1 && c.connections == 0, "v6={v6}: {c:?}");
+        let u = cs
+            .iter()
+            .find(|c| c.service.as_deref() == Some(&format!("test/empty-udp{v6}")))
+            .expect("counters of the empty UDP service")
+            .counters;
+        assert_eq!((u.dropped, u.connections), (1, 0), "v6={v6}");
     }
 }
