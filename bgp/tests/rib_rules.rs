@@ -3,7 +3,7 @@
 //! refresh, graceful restart and max-prefix. Everything goes through the public API, the way
 //! a runtime drives the RIB.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use bgp::fsm::DownReason;
@@ -554,6 +554,44 @@ fn identical_attribute_sets_are_stored_once() {
     let got = l.rib.received_routes(a, V4);
     assert!(std::sync::Arc::ptr_eq(&got[0].attrs, &got[2].attrs));
     assert!(!std::sync::Arc::ptr_eq(&got[0].attrs, &got[3].attrs));
+    l.rib.sweep();
+    assert_eq!(l.rib.attr_sets(), 2);
+}
+
+#[test]
+fn ipv4_prefixes_in_mp_reach_take_its_next_hop_and_share_one_attribute_set() {
+    let mut l = Lab::new();
+    let a = l.peer("10.99.0.1", 65001, "1.1.1.1");
+    // IPv4 in MP_REACH_NLRI (next hop 192.0.2.9) and in the NLRI field (NEXT_HOP 192.0.2.1).
+    let mut u = announce(&["198.51.102.0/24"], vec![path(&[65001])]);
+    u.attrs.push(Attr::new(AttrValue::MpReach(MpReach {
+        family: V4,
+        next_hop: NextHop::V4(v4("192.0.2.9")),
+        nlri: MpNlri::Prefixes(vec![
+            Nlri::new(net("198.51.100.0/24")),
+            Nlri::new(net("198.51.101.0/24")),
+        ]),
+    })));
+    u.attrs.sort_by_key(Attr::type_code);
+    assert_eq!(l.send(a, u).announced, 3);
+    let got = l.rib.received_routes(a, V4);
+    let route = |p: &str| {
+        got.iter()
+            .find(|r| r.prefix == net(p))
+            .unwrap_or_else(|| panic!("{p} not received: {got:?}"))
+    };
+    let (m1, m2, plain) = (
+        route("198.51.100.0/24"),
+        route("198.51.101.0/24"),
+        route("198.51.102.0/24"),
+    );
+    assert_eq!(m1.attrs.next_hop(), Some(RouteNextHop::V4(v4("192.0.2.9"))));
+    assert_eq!(
+        plain.attrs.next_hop(),
+        Some(RouteNextHop::V4(v4("192.0.2.1")))
+    );
+    assert!(std::sync::Arc::ptr_eq(&m1.attrs, &m2.attrs));
+    assert!(!std::sync::Arc::ptr_eq(&m1.attrs, &plain.attrs));
     l.rib.sweep();
     assert_eq!(l.rib.attr_sets(), 2);
 }
@@ -1245,12 +1283,6 @@ fn counts_and_views_agree() {
             link_local: None
         })
     );
-    let _ = Ipv6Addr::LOCALHOST;
-    let _ = MpReach {
-        family: V6,
-        next_hop: NextHop::V4(Ipv4Addr::LOCALHOST),
-        nlri: MpNlri::Prefixes(Vec::new()),
-    };
 }
 
 // ------------------------------------------------------------------ Adj-RIB-Out bookkeeping
