@@ -144,10 +144,8 @@ fn closed_vip_connection(f: &mut Fixture, fl: &Flow, port: u16) {
 
 #[test]
 fn a_direct_connection_reusing_the_port_of_a_closed_vip_flow_is_not_reverse_natted() {
-    let fs = Bpffs::new("ct-direct");
-    in_netns(None, move || {
-        let fs = fs;
-        let (mut f, flows) = vip_fixture(&fs, CtLifetimes::default());
+    in_netns_with_bpffs("ct-direct", move |fs| {
+        let (mut f, flows) = vip_fixture(fs, CtLifetimes::default());
         for fl in flows.iter().filter(|fl| fl.proto == pkt::TCP) {
             // A VIP connection from port P to backend B, closed by both sides.
             let p = 47000;
@@ -176,10 +174,8 @@ fn a_direct_connection_reusing_the_port_of_a_closed_vip_flow_is_not_reverse_natt
 
 #[test]
 fn a_live_vip_flow_keeps_its_reverse_nat_through_half_close_and_a_colliding_syn() {
-    let fs = Bpffs::new("ct-live");
-    in_netns(None, move || {
-        let fs = fs;
-        let (mut f, flows) = vip_fixture(&fs, CtLifetimes::default());
+    in_netns_with_bpffs("ct-live", move |fs| {
+        let (mut f, flows) = vip_fixture(fs, CtLifetimes::default());
         for fl in flows.iter().filter(|fl| fl.proto == pkt::TCP) {
             let p = 47100;
             fl.send_vip(&mut f, p, SYN);
@@ -212,10 +208,8 @@ fn a_live_vip_flow_keeps_its_reverse_nat_through_half_close_and_a_colliding_syn(
 
 #[test]
 fn udp_sent_straight_to_a_backend_takes_the_tuple_and_the_vip_flow_takes_it_back() {
-    let fs = Bpffs::new("ct-udp");
-    in_netns(None, move || {
-        let fs = fs;
-        let (mut f, flows) = vip_fixture(&fs, CtLifetimes::default());
+    in_netns_with_bpffs("ct-udp", move |fs| {
+        let (mut f, flows) = vip_fixture(fs, CtLifetimes::default());
         for fl in flows.iter().filter(|fl| fl.proto == pkt::UDP) {
             let p = 47200;
             fl.send_vip(&mut f, p, 0);
@@ -240,15 +234,13 @@ fn udp_sent_straight_to_a_backend_takes_the_tuple_and_the_vip_flow_takes_it_back
 
 #[test]
 fn entries_expire_after_the_lifetime_of_their_state() {
-    let fs = Bpffs::new("ct-expire");
-    in_netns(None, move || {
-        let fs = fs;
+    in_netns_with_bpffs("ct-expire", move |fs| {
         let lifetimes = CtLifetimes {
             close: 1,
             non_tcp: 1,
             ..CtLifetimes::default()
         };
-        let (mut f, flows) = vip_fixture(&fs, lifetimes);
+        let (mut f, flows) = vip_fixture(fs, lifetimes);
         let (closed, open, udp) = (47300, 47301, 47302);
         for fl in &flows {
             if fl.proto == pkt::TCP {

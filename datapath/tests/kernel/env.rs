@@ -70,6 +70,16 @@ pub fn in_netns<T: Send + 'static>(ns: Option<&str>, f: impl FnOnce() -> T + Sen
     .expect("netns thread panicked")
 }
 
+/// Runs `f` in a fresh anonymous network namespace with a private bpffs tagged `tag` (maps per
+/// test); the bpffs is unmounted once `f` returns or panics.
+pub fn in_netns_with_bpffs<T: Send + 'static>(
+    tag: &str,
+    f: impl FnOnce(&Bpffs) -> T + Send + 'static,
+) -> T {
+    let fs = Bpffs::new(tag);
+    in_netns(None, move || f(&fs))
+}
+
 /// Test Maglev: entry i -> backend i mod n (the datapath only needs *a* table).
 pub fn rr_maglev(backends: &[BackendAddr], size: u32) -> Vec<u32> {
     (0..size)

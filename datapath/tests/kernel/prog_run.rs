@@ -67,10 +67,8 @@ pub fn fixture(bpffs: &Bpffs, cfg: impl FnOnce(&mut LoadConfig)) -> Fixture {
 
 #[test]
 fn dnat_to_local_backend_and_reverse_nat_keep_checksums_tcp_udp_v4_v6() {
-    let fs = Bpffs::new("pr-dnat");
-    in_netns(None, move || {
-        let fs = fs;
-        let mut f = fixture(&fs, |_| {});
+    in_netns_with_bpffs("pr-dnat", move |fs| {
+        let mut f = fixture(fs, |_| {});
         let cases = [
             ("10.99.200.10", "10.99.201.5", "10.99.202.7"),
             ("fd00:99:200::10", "fd00:99:201::5", "fd00:99:202::7"),
@@ -146,10 +144,8 @@ fn dnat_to_local_backend_and_reverse_nat_keep_checksums_tcp_udp_v4_v6() {
 
 #[test]
 fn remote_backend_gets_snat_to_node_address_and_replies_are_reversed() {
-    let fs = Bpffs::new("pr-snat");
-    in_netns(None, move || {
-        let fs = fs;
-        let mut f = fixture(&fs, |c| {
+    in_netns_with_bpffs("pr-snat", move |fs| {
+        let mut f = fixture(fs, |c| {
             c.node_ip4 = Some("10.99.210.1".parse().unwrap());
             c.node_ip6 = Some("fd00:99:210::1".parse().unwrap());
             c.snat_ports = (40000, 40100);
@@ -221,10 +217,8 @@ fn remote_backend_gets_snat_to_node_address_and_replies_are_reversed() {
 
 #[test]
 fn terminating_backend_keeps_its_flows_and_a_deleted_one_is_reselected() {
-    let fs = Bpffs::new("pr-term");
-    in_netns(None, move || {
-        let fs = fs;
-        let mut f = fixture(&fs, |_| {});
+    in_netns_with_bpffs("pr-term", move |fs| {
+        let mut f = fixture(fs, |_| {});
         let (vip, client) = ("10.99.220.100", "10.99.222.7");
         let b1 = be("10.99.221.1", 8080, true);
         let b2 = be("10.99.221.2", 8080, true);
@@ -291,10 +285,8 @@ fn terminating_backend_keeps_its_flows_and_a_deleted_one_is_reselected() {
 
 #[test]
 fn source_ranges_admit_only_listed_clients() {
-    let fs = Bpffs::new("pr-src");
-    in_netns(None, move || {
-        let fs = fs;
-        let mut f = fixture(&fs, |_| {});
+    in_netns_with_bpffs("pr-src", move |fs| {
+        let mut f = fixture(fs, |_| {});
         let mut p = plan(
             "src",
             FrontendKind::LoadBalancer,
@@ -337,10 +329,8 @@ fn source_ranges_admit_only_listed_clients() {
 #[test]
 fn maglev_picks_the_same_backend_for_a_flow_on_every_node() {
     let pick = |tag: &'static str| -> Vec<IpAddr> {
-        let fs = Bpffs::new(tag);
-        in_netns(None, move || {
-            let fs = fs;
-            let mut f = fixture(&fs, |_| {});
+        in_netns_with_bpffs(tag, move |fs| {
+            let mut f = fixture(fs, |_| {});
             let mut p = plan(
                 "mag",
                 FrontendKind::LoadBalancer,
@@ -381,10 +371,8 @@ fn maglev_picks_the_same_backend_for_a_flow_on_every_node() {
 
 #[test]
 fn restarted_writer_adopts_the_maps_and_writes_only_differences() {
-    let fs = Bpffs::new("pr-adopt");
-    in_netns(None, move || {
-        let fs = fs;
-        let f = fixture(&fs, |_| {});
+    in_netns_with_bpffs("pr-adopt", move |fs| {
+        let f = fixture(fs, |_| {});
         let mut w = f.w;
         let mut plans: Vec<ServicePlan> = (0..50u16)
             .map(|i| {
@@ -457,11 +445,9 @@ fn restarted_writer_adopts_the_maps_and_writes_only_differences() {
 
 #[test]
 fn an_adopting_writer_claims_matching_plans_by_comparison_and_resolves_only_the_others() {
-    let fs = Bpffs::new("pr-claim");
-    in_netns(None, move || {
-        let fs = fs;
+    in_netns_with_bpffs("pr-claim", move |fs| {
         let node: IpAddr = ip("10.99.190.1");
-        let f = fixture(&fs, |_| {});
+        let f = fixture(fs, |_| {});
         let mut w = Writer::open(&fs.path, writer_cfg(vec![node])).expect("writer");
         drop(f.w);
         let b = |i: u8| be(&format!("10.99.191.{i}"), 8080, true);
@@ -633,10 +619,8 @@ fn many_plans() -> Vec<ServicePlan> {
 
 #[test]
 fn one_service_change_writes_exactly_its_own_entries() {
-    let fs = Bpffs::new("pr-incr");
-    in_netns(None, move || {
-        let fs = fs;
-        let mut f = fixture(&fs, |_| {});
+    in_netns_with_bpffs("pr-incr", move |fs| {
+        let mut f = fixture(fs, |_| {});
         let mut plans = many_plans();
         f.w.apply(&plans).expect("apply");
         let k = key_of(&plans[77]);
@@ -744,10 +728,8 @@ fn one_service_change_writes_exactly_its_own_entries() {
 
 #[test]
 fn a_failed_update_leaves_the_previous_state_serving_with_a_clear_error() {
-    let fs = Bpffs::new("pr-fail");
-    in_netns(None, move || {
-        let fs = fs;
-        let mut f = fixture(&fs, |_| {});
+    in_netns_with_bpffs("pr-fail", move |fs| {
+        let mut f = fixture(fs, |_| {});
         let mut plans = many_plans();
         f.w.apply(&plans).expect("apply");
         let serving = |s: &Snap, p: &ServicePlan| -> Vec<u32> {
@@ -841,10 +823,8 @@ fn a_failed_update_leaves_the_previous_state_serving_with_a_clear_error() {
 
 #[test]
 fn counters_count_packets_bytes_connections_and_drops_per_service() {
-    let fs = Bpffs::new("pr-ctr");
-    in_netns(None, move || {
-        let fs = fs;
-        let mut f = fixture(&fs, |_| {});
+    in_netns_with_bpffs("pr-ctr", move |fs| {
+        let mut f = fixture(fs, |_| {});
         let a = plan(
             "ctr-a",
             FrontendKind::LoadBalancer,

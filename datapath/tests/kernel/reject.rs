@@ -105,10 +105,8 @@ fn check_port_unreachable(sent: &[u8], out: &[u8]) {
 
 #[test]
 fn syn_gets_a_reset_and_udp_a_port_unreachable_from_a_frontend_without_backends_v4_v6() {
-    let fs = Bpffs::new("pr-rej");
-    in_netns(None, move || {
-        let fs = fs;
-        let mut f = fixture(&fs, |_| {});
+    in_netns_with_bpffs("pr-rej", move |fs| {
+        let mut f = fixture(fs, |_| {});
         let cases = [
             ("10.99.175.10", "10.99.176.7", "10.99.175.11"),
             ("fd00:99:175::10", "fd00:99:176::7", "fd00:99:175::11"),

@@ -42,10 +42,8 @@ fn service(i: u32) -> ServicePlan {
 
 #[test]
 fn a_million_backends_and_100k_services_load_and_serve_with_32_bit_ids() {
-    let fs = Bpffs::new("scale");
-    in_netns(None, move || {
-        let fs = fs;
-        let mut f = fixture(&fs, |_| {});
+    in_netns_with_bpffs("scale", move |fs| {
+        let mut f = fixture(fs, |_| {});
         let plans: Vec<ServicePlan> = (0..SERVICES).map(service).collect();
         let t = Instant::now();
         let st = f.w.apply(&plans).expect("program 100k x 10");
