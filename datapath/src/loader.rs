@@ -22,7 +22,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use aya::programs::links::{CgroupAttachMode, FdLink};
+use aya::programs::links::{CgroupAttachMode, FdLink, LinkError};
 use aya::programs::{CgroupSockAddr, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 
@@ -318,6 +318,25 @@ fn prog_err(
     }
 }
 
+/// Turns an attach link into an fd link and pins it at `pin`, so it outlives this process.
+/// `not_fd` says why the conversion can fail for this kind of link.
+fn pin_link<L>(program: &str, link: L, pin: &Path, not_fd: &str) -> Result<(), LoadError>
+where
+    L: TryInto<FdLink, Error = LinkError>,
+{
+    let fd: FdLink = link.try_into().map_err(|e| LoadError::Program {
+        program: program.to_string(),
+        what: not_fd.to_string(),
+        source: Box::new(e),
+    })?;
+    fd.pin(pin).map_err(|e| LoadError::Program {
+        program: program.to_string(),
+        what: format!("pin link at {}", pin.display()),
+        source: Box::new(e),
+    })?;
+    Ok(())
+}
+
 impl Datapath {
     /// Loads lb.o and sock.o. Maps are created and pinned, or adopted from their pins.
     /// Programs are not loaded into the kernel until something attaches (or tests) them.
@@ -515,18 +534,12 @@ impl Datapath {
                 .attach(device, kind)
                 .map_err(prog_err(name, format!("attach to {device}")))?;
             let link = prog.take_link(id).map_err(prog_err(name, "take link"))?;
-            let fd: FdLink = link
-                .try_into()
-                .map_err(|e: aya::programs::links::LinkError| LoadError::Program {
-                    program: name.to_string(),
-                    what: "tc link is not an fd link (TCX needs kernel 6.6)".into(),
-                    source: Box::new(e),
-                })?;
-            fd.pin(&pin).map_err(|e| LoadError::Program {
-                program: name.to_string(),
-                what: format!("pin link at {}", pin.display()),
-                source: Box::new(e),
-            })?;
+            pin_link(
+                name,
+                link,
+                &pin,
+                "tc link is not an fd link (TCX needs kernel 6.6)",
+            )?;
             st.attached += 1;
         }
         Ok(st)
@@ -552,18 +565,7 @@ impl Datapath {
                 .attach(&file, CgroupAttachMode::Single)
                 .map_err(prog_err(name, format!("attach to {}", cgroup.display())))?;
             let link = prog.take_link(id).map_err(prog_err(name, "take link"))?;
-            let fd: FdLink = link
-                .try_into()
-                .map_err(|e: aya::programs::links::LinkError| LoadError::Program {
-                    program: name.to_string(),
-                    what: "cgroup link is not an fd link".into(),
-                    source: Box::new(e),
-                })?;
-            fd.pin(&pin).map_err(|e| LoadError::Program {
-                program: name.to_string(),
-                what: format!("pin link at {}", pin.display()),
-                source: Box::new(e),
-            })?;
+            pin_link(name, link, &pin, "cgroup link is not an fd link")?;
             st.attached += 1;
         }
         Ok(st)
