@@ -700,12 +700,12 @@ impl Rib {
             .iter()
             .position(|a| matches!(a.value, AttrValue::MpReach(_)))
             .map(|i| update.attrs.remove(i).value);
-        let mut nh_v6 = None;
+        let mut nh_mp = None;
         let mut mp_family = Family::IPV6_UNICAST;
         let mut mp_nlri: Vec<Nlri> = Vec::new();
         if let Some(AttrValue::MpReach(m)) = mp {
             if carries(m.family) {
-                nh_v6 = match m.next_hop {
+                nh_mp = match m.next_hop {
                     NextHop::V4(a) => Some(RouteNextHop::V4(a)),
                     NextHop::V6 { global, link_local } => {
                         Some(RouteNextHop::V6 { global, link_local })
@@ -775,25 +775,19 @@ impl Rib {
                 _ => None,
             })
         });
+        // One attribute set per source, interned once: prefixes in MP_REACH (IPv4 or IPv6)
+        // take its next hop; those in the NLRI field, NEXT_HOP.
+        let mut set_mp = None;
         let mut set_v4 = None;
-        let mut set_v6 = None;
         for (f, n, from_mp) in announced() {
-            let v6 = f == Family::IPV6_UNICAST;
-            let attrs = if v6 {
-                set_v6
-                    .get_or_insert_with(|| self.interner.intern(PathAttrs::new(&kept, nh_v6)))
-                    .clone()
+            let (set, nh) = if from_mp {
+                (&mut set_mp, nh_mp)
             } else {
-                // IPv4 prefixes in MP_REACH take its next hop; in the NLRI field, NEXT_HOP.
-                let nh = if from_mp { nh_v6 } else { nh_v4 };
-                if from_mp {
-                    self.interner.intern(PathAttrs::new(&kept, nh))
-                } else {
-                    set_v4
-                        .get_or_insert_with(|| self.interner.intern(PathAttrs::new(&kept, nh)))
-                        .clone()
-                }
+                (&mut set_v4, nh_v4)
             };
+            let attrs = set
+                .get_or_insert_with(|| self.interner.intern(PathAttrs::new(&kept, nh)))
+                .clone();
             let cand = Cand {
                 attrs,
                 path_id: n.path_id.unwrap_or(0),
