@@ -6,7 +6,9 @@ use std::net::IpAddr;
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
 
-fn sum16(data: &[u8], mut acc: u32) -> u32 {
+/// The ones'-complement sum of `data` as 16-bit big-endian words (an odd tail padded with 0),
+/// added to `acc`.
+pub fn sum16(data: &[u8], mut acc: u32) -> u32 {
     for c in data.chunks(2) {
         let w = if c.len() == 2 {
             u16::from_be_bytes([c[0], c[1]])
@@ -18,7 +20,9 @@ fn sum16(data: &[u8], mut acc: u32) -> u32 {
     acc
 }
 
-fn fold(mut acc: u32) -> u16 {
+/// Folds a sum from `sum16` to 16 bits and complements it: 0 for a region whose checksum is
+/// right.
+pub fn fold(mut acc: u32) -> u16 {
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
     }

@@ -18,8 +18,8 @@ use crate::env::*;
 use crate::pkt::{self, Parsed};
 
 pub const TC_ACT_OK: u32 = 0;
-const TC_ACT_SHOT: u32 = 2;
-const TC_ACT_REDIRECT: u32 = 7;
+pub const TC_ACT_SHOT: u32 = 2;
+pub const TC_ACT_REDIRECT: u32 = 7;
 
 /// Runs a tc program on `packet`; returns the verdict and the packet as the program left it.
 pub fn run(dp: &mut Datapath, prog: &str, packet: &[u8]) -> (u32, Vec<u8>) {

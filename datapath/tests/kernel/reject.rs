@@ -11,11 +11,8 @@ use datapath::plan::{FrontendKind, NoBackends, Protocol};
 
 use crate::env::*;
 use crate::netns::{connect, sa, Lab};
-use crate::pkt;
-use crate::prog_run::{fixture, ip, run, TC_ACT_OK};
-
-const TC_ACT_SHOT: u32 = 2;
-const TC_ACT_REDIRECT: u32 = 7;
+use crate::pkt::{self, fold, sum16};
+use crate::prog_run::{fixture, ip, run, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT};
 
 /// The TCP header fields of a packet `pkt::parse_checked` accepted (checksums verified).
 struct Tcp {
@@ -44,20 +41,6 @@ fn tcp_of(p: &[u8]) -> Tcp {
     }
 }
 
-fn sum16(data: &[u8], mut acc: u32) -> u32 {
-    for c in data.chunks(2) {
-        acc += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    acc
-}
-
-fn folded(mut acc: u32) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
 /// Asserts that `out` is an ICMP(v6) port unreachable answering the UDP datagram `sent`:
 /// MACs and addresses swapped, checksums right when recomputed from scratch, the datagram's
 /// IP header and first 8 bytes quoted.
@@ -68,7 +51,7 @@ fn check_port_unreachable(sent: &[u8], out: &[u8]) {
     if u16::from_be_bytes([sent[12], sent[13]]) == 0x0800 {
         assert_eq!(out.len(), 14 + 20 + 8 + 28, "{out:02x?}");
         let ip = &out[14..34];
-        assert_eq!(folded(sum16(ip, 0)), 0, "IPv4 header checksum: {ip:02x?}");
+        assert_eq!(fold(sum16(ip, 0)), 0, "IPv4 header checksum: {ip:02x?}");
         assert_eq!(
             (ip[0], ip[8], ip[9]),
             (0x45, 64, 1),
@@ -80,7 +63,7 @@ fn check_port_unreachable(sent: &[u8], out: &[u8]) {
         let icmp = &out[34..];
         assert_eq!((icmp[0], icmp[1]), (3, 3), "port unreachable");
         assert_eq!(&icmp[4..8], &[0, 0, 0, 0]);
-        assert_eq!(folded(sum16(icmp, 0)), 0, "ICMP checksum: {icmp:02x?}");
+        assert_eq!(fold(sum16(icmp, 0)), 0, "ICMP checksum: {icmp:02x?}");
         assert_eq!(&icmp[8..], &sent[14..14 + 28], "the quote");
     } else {
         assert_eq!(out.len(), 14 + 40 + 8 + 48, "{out:02x?}");
@@ -94,11 +77,7 @@ fn check_port_unreachable(sent: &[u8], out: &[u8]) {
         assert_eq!((icmp[0], icmp[1]), (1, 4), "port unreachable");
         assert_eq!(&icmp[4..8], &[0, 0, 0, 0]);
         let pseudo = sum16(&ip[8..40], 0) + icmp.len() as u32 + 58;
-        assert_eq!(
-            folded(sum16(icmp, pseudo)),
-            0,
-            "ICMPv6 checksum: {icmp:02x?}"
-        );
+        assert_eq!(fold(sum16(icmp, pseudo)), 0, "ICMPv6 checksum: {icmp:02x?}");
         assert_eq!(&icmp[8..], &sent[14..14 + 48], "the quote");
     }
 }
