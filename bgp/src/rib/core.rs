@@ -634,7 +634,7 @@ impl Rib {
         }
         if let Some(f) = update.end_of_rib_family() {
             applied.end_of_rib = Some(f);
-            if slot.stale[fam_idx(f).unwrap_or(0)] > 0 && fam_idx(f).is_some() {
+            if fam_idx(f).is_some_and(|i| slot.stale[i] > 0) {
                 self.flush_family(id, f, |c| c.stale);
                 self.stale_family_done(id);
                 self.interner.maybe_sweep();
