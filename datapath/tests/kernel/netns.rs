@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use datapath::loader::{AttachStats, Datapath, LoadConfig};
 use datapath::plan::{FrontendKind, Protocol, ServicePlan};
-use datapath::writer::{Writer, WriterConfig};
+use datapath::writer::Writer;
 
 use crate::env::*;
 
@@ -179,13 +179,10 @@ impl Lab {
     }
 
     pub(crate) fn writer(&self) -> Writer {
-        let cfg = WriterConfig {
-            node_addrs: vec![
-                self.node_ip(false).parse().unwrap(),
-                self.node_ip(true).parse().unwrap(),
-            ],
-            maglev: rr_maglev,
-        };
+        let cfg = writer_cfg(vec![
+            self.node_ip(false).parse().unwrap(),
+            self.node_ip(true).parse().unwrap(),
+        ]);
         Writer::open(&self.bpffs(), cfg).expect("writer")
     }
 

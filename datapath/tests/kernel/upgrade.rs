@@ -14,7 +14,7 @@ use datapath::bpf_sys::{self, ProgInfo, TypedMap};
 use datapath::loader::{Datapath, LoadConfig, Objects, TC_EGRESS, TC_INGRESS};
 use datapath::maps::{CtKey, CtVal, LbAddr, CT_FWD};
 use datapath::plan::{FrontendKind, Protocol};
-use datapath::writer::{Maps, Writer, WriterConfig};
+use datapath::writer::{Maps, Writer};
 
 use crate::env::*;
 use crate::netns::*;
@@ -207,10 +207,6 @@ fn an_upgrade_to_a_new_map_layout_carries_a_long_lived_connection_and_removes_th
     let bpffs = lab.bpffs();
     let vip = lab.frontend(100, false);
     let client_ip = format!("10.99.{}.2", lab.base);
-    let wcfg = || WriterConfig {
-        node_addrs: vec![lab.node_ip(false).parse().unwrap()],
-        maglev: rr_maglev,
-    };
 
     // The old release: v2 objects, v2 maps, programmed by a writer of that layout. A service
     // written and kept first makes the old backend ids differ from the ones the new writer picks.
@@ -249,8 +245,11 @@ fn an_upgrade_to_a_new_map_layout_carries_a_long_lived_connection_and_removes_th
         lab.backends_of(false, true),
     );
     {
-        let mut w = Writer::adopt(Maps::open_layout(&bpffs, 2).expect("v2 maps"), wcfg())
-            .expect("v2 writer");
+        let mut w = Writer::adopt(
+            Maps::open_layout(&bpffs, 2).expect("v2 maps"),
+            writer_cfg(vec![lab.node_ip(false).parse().unwrap()]),
+        )
+        .expect("v2 writer");
         w.apply(std::slice::from_ref(&dummy)).expect("apply dummy");
         w.apply(&[dummy.clone(), p.clone()]).expect("apply v2");
     }
@@ -292,10 +291,7 @@ fn an_upgrade_to_a_new_map_layout_carries_a_long_lived_connection_and_removes_th
         let st = dp.attach_tc("eth0").expect("attach v3");
         // Staged: the old program still runs until the new maps are full.
         let staged_prog = linked_prog(&b2, "tc-eth0-ingress");
-        let cfg = WriterConfig {
-            node_addrs: vec![node_ip.parse().unwrap()],
-            maglev: rr_maglev,
-        };
+        let cfg = writer_cfg(vec![node_ip.parse().unwrap()]);
         let mut w = Writer::open(&b2, cfg).expect("v3 writer");
         w.apply(&plans).expect("apply v3");
         let up = dp.finish_upgrade().expect("finish upgrade");
