@@ -847,16 +847,13 @@ impl Rib {
             }
             Some(e) => {
                 let old = ident(&e.first);
-                let was_stale = e
-                    .iter()
-                    .any(|c| c.peer == cand.peer && c.path_id == cand.path_id && c.stale);
-                let new = e.upsert(cand);
+                let replaced = e.upsert(cand);
                 reselect(e, &self.peers, &cfg);
                 if ident(&e.first) != old {
                     let best = e.first.peer;
                     mark_dirty::<K>(&mut self.peers, i, Some(best));
                 }
-                (new, was_stale)
+                (replaced.is_none(), replaced.is_some_and(|c| c.stale))
             }
         }
     }

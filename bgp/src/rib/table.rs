@@ -147,14 +147,14 @@ impl Entry {
             .find(|c| c.peer == peer && c.path_id == path_id)
     }
 
-    /// Insert or replace the candidate of (peer, path id). Returns whether it is new.
-    pub fn upsert(&mut self, c: Cand) -> bool {
+    /// Insert or replace the candidate of (peer, path id). Returns the one it replaced
+    /// (`None`: it is new).
+    pub fn upsert(&mut self, c: Cand) -> Option<Cand> {
         if let Some(old) = self.get_mut(c.peer, c.path_id) {
-            *old = c;
-            return false;
+            return Some(std::mem::replace(old, c));
         }
         self.more.get_or_insert_with(Default::default).push(c);
-        true
+        None
     }
 
     /// Remove the candidates matching `pred`; returns how many, and whether the entry is
