@@ -54,9 +54,7 @@ impl Attr {
         self
     }
     fn get_u32(&self, off: usize) -> u32 {
-        let mut b = [0; 4];
-        b.copy_from_slice(&self.0[off..off + 4]);
-        u32::from_ne_bytes(b)
+        ne_u32(&self.0, off)
     }
 }
 
@@ -76,6 +74,28 @@ fn sys_bpf(cmd: u32, attr: &mut Attr) -> io::Result<i64> {
     } else {
         Ok(ret)
     }
+}
+
+/// A command that returns a new fd (BPF_OBJ_GET, *_GET_FD_BY_ID, BPF_MAP_CREATE).
+fn sys_bpf_fd(cmd: u32, attr: &mut Attr) -> io::Result<OwnedFd> {
+    let fd = sys_bpf(cmd, attr)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// BPF_OBJ_GET_INFO_BY_FD into `info` (a bpf_{map,prog,link}_info of `info.len()` bytes).
+fn obj_info(fd: &impl AsRawFd, info: &mut [u8]) -> io::Result<()> {
+    let mut a = Attr::new();
+    a.u32(0, fd.as_raw_fd() as u32)
+        .u32(4, info.len() as u32)
+        .u64(8, info.as_mut_ptr() as u64);
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    Ok(())
+}
+
+/// The native-endian u32 at `off` of an info struct.
+fn ne_u32(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
 fn ptr<T: ?Sized>(p: &T) -> u64 {
@@ -98,20 +118,13 @@ pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     let mut a = Attr::new();
     a.u64(0, c.as_ptr() as u64);
-    let fd = sys_bpf(BPF_OBJ_GET, &mut a)?;
-    // SAFETY: the kernel returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    sys_bpf_fd(BPF_OBJ_GET, &mut a)
 }
 
 pub fn map_info(fd: &OwnedFd) -> io::Result<MapInfo> {
     let mut info = [0u8; 96];
-    let mut a = Attr::new();
-    a.u32(0, fd.as_raw_fd() as u32)
-        .u32(4, info.len() as u32)
-        .u64(8, info.as_mut_ptr() as u64);
-    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
-    let w =
-        |off: usize| u32::from_ne_bytes([info[off], info[off + 1], info[off + 2], info[off + 3]]);
+    obj_info(fd, &mut info)?;
+    let w = |off: usize| ne_u32(&info, off);
     Ok(MapInfo {
         map_type: w(0),
         id: w(4),
@@ -125,11 +138,7 @@ pub fn map_info(fd: &OwnedFd) -> io::Result<MapInfo> {
 /// The kernel's name of a map (at most 15 bytes; e.g. `lb_ct_v3`, or `.rodata` for global data).
 pub fn map_name(fd: &OwnedFd) -> io::Result<String> {
     let mut info = [0u8; 96];
-    let mut a = Attr::new();
-    a.u32(0, fd.as_raw_fd() as u32)
-        .u32(4, info.len() as u32)
-        .u64(8, info.as_mut_ptr() as u64);
-    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    obj_info(fd, &mut info)?;
     Ok(c_name(&info[24..40]))
 }
 
@@ -156,27 +165,22 @@ pub fn prog_info(fd: &impl AsRawFd) -> io::Result<ProgInfo> {
         let mut info = [0u8; 80];
         info[52..56].copy_from_slice(&(ids.len() as u32).to_ne_bytes());
         info[56..64].copy_from_slice(&(ids.as_mut_ptr() as u64).to_ne_bytes());
-        let mut a = Attr::new();
-        a.u32(0, fd.as_raw_fd() as u32)
-            .u32(4, info.len() as u32)
-            .u64(8, info.as_mut_ptr() as u64);
-        sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+        obj_info(fd, &mut info)?;
         Ok(info)
     };
-    let w = |b: &[u8], off: usize| u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]);
     let mut ids: Vec<u32> = Vec::new();
     let mut info = get(&mut ids)?;
-    let n = w(&info, 52) as usize;
+    let n = ne_u32(&info, 52) as usize;
     if n > 0 {
         ids = vec![0; n];
         info = get(&mut ids)?;
-        ids.truncate((w(&info, 52) as usize).min(n));
+        ids.truncate((ne_u32(&info, 52) as usize).min(n));
     }
     let mut tag = [0u8; 8];
     tag.copy_from_slice(&info[8..16]);
     Ok(ProgInfo {
-        prog_type: w(&info, 0),
-        id: w(&info, 4),
+        prog_type: ne_u32(&info, 0),
+        id: ne_u32(&info, 4),
         tag,
         map_ids: ids,
         name: c_name(&info[64..80]),
@@ -195,13 +199,8 @@ pub struct LinkInfo {
 pub fn link_info(fd: &impl AsRawFd) -> io::Result<LinkInfo> {
     // struct bpf_link_info: type@0 id@4 prog_id@8, then a per-type union.
     let mut info = [0u8; 64];
-    let mut a = Attr::new();
-    a.u32(0, fd.as_raw_fd() as u32)
-        .u32(4, info.len() as u32)
-        .u64(8, info.as_mut_ptr() as u64);
-    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
-    let w =
-        |off: usize| u32::from_ne_bytes([info[off], info[off + 1], info[off + 2], info[off + 3]]);
+    obj_info(fd, &mut info)?;
+    let w = |off: usize| ne_u32(&info, off);
     Ok(LinkInfo {
         link_type: w(0),
         id: w(4),
@@ -212,9 +211,7 @@ pub fn link_info(fd: &impl AsRawFd) -> io::Result<LinkInfo> {
 fn fd_by_id(cmd: u32, id: u32) -> io::Result<OwnedFd> {
     let mut a = Attr::new();
     a.u32(0, id);
-    let fd = sys_bpf(cmd, &mut a)?;
-    // SAFETY: as in obj_get.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    sys_bpf_fd(cmd, &mut a)
 }
 
 /// A new fd of the loaded program with id `id`.
@@ -277,9 +274,7 @@ pub fn map_create(
     let n = name.as_bytes();
     let len = n.len().min(15);
     a.0[28..28 + len].copy_from_slice(&n[..len]);
-    let fd = sys_bpf(BPF_MAP_CREATE, &mut a)?;
-    // SAFETY: as in obj_get.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    sys_bpf_fd(BPF_MAP_CREATE, &mut a)
 }
 
 /// A map fd with the key and value types its layout says; sizes are checked when it is opened.
