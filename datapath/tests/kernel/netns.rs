@@ -186,6 +186,18 @@ impl Lab {
         Writer::open(&self.bpffs(), cfg).expect("writer")
     }
 
+    /// The local IPv4 backend whose server greeted with `name` ("be1", "be2", ...), and the
+    /// greeting of the other backend of a two-backend lab.
+    pub(crate) fn greeted_by(&self, name: &str) -> (datapath::plan::BackendAddr, &'static str) {
+        let idx = name
+            .trim_start_matches("be")
+            .parse::<usize>()
+            .expect("greeting")
+            - 1;
+        let other = if idx == 0 { "be2" } else { "be1" };
+        (be(&self.backend_ip(idx, false), PORT, true), other)
+    }
+
     pub(crate) fn backends_of(&self, v6: bool, local: bool) -> Vec<datapath::plan::BackendAddr> {
         (0..self.backends.len())
             .map(|i| be(&self.backend_ip(i, v6), PORT, local))
@@ -416,13 +428,7 @@ fn long_lived_connection_survives_its_backend_terminating_and_a_deleted_backend_
     w.apply(std::slice::from_ref(&p)).expect("apply");
     let (mut long, name) = connect(&lab.client, sa(&vip, 80)).expect("connect");
     assert_eq!(ping(&mut long, "one").expect("echo"), "one");
-    let idx: usize = name
-        .trim_start_matches("be")
-        .parse::<usize>()
-        .expect("greeting")
-        - 1;
-    let chosen = be(&lab.backend_ip(idx, false), PORT, true);
-    let other_name = if idx == 0 { "be2" } else { "be1" };
+    let (chosen, other_name) = lab.greeted_by(&name);
 
     p.active.retain(|b| *b != chosen);
     p.terminating = vec![chosen.clone()];

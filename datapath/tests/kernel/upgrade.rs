@@ -260,13 +260,7 @@ fn an_upgrade_to_a_new_map_layout_carries_a_long_lived_connection_and_removes_th
         TypedMap::open_pinned(&bpffs.join("lb_ct_v2"), "lb_ct_v2").expect("old ct");
     let old_be = fwd_backend(&old_ct, &client_ip, sport).expect("the flow in the v2 CT");
     drop(old_ct);
-    let idx = name
-        .trim_start_matches("be")
-        .parse::<usize>()
-        .expect("greeting")
-        - 1;
-    let chosen = be(&lab.backend_ip(idx, false), PORT, true);
-    let other = if idx == 0 { "be2" } else { "be1" };
+    let (chosen, other) = lab.greeted_by(&name);
 
     // The new release starts while connections are being made: its maps are programmed (the
     // long-lived connection's backend now terminating, a new service on port 81) before the
