@@ -158,7 +158,7 @@ impl Lab {
 
     /// Loads the datapath in the node namespace, attaches tc on eth0 (and on every backend
     /// link when `all_devices`), and returns the attach counts.
-    fn load(&self, cfg: LoadConfig, all_devices: bool) -> AttachStats {
+    pub(crate) fn load(&self, cfg: LoadConfig, all_devices: bool) -> AttachStats {
         let devices: Vec<String> = if all_devices {
             std::iter::once("eth0".to_string())
                 .chain((0..self.backends.len()).map(|i| format!("b{i}")))

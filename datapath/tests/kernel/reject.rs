@@ -6,7 +6,7 @@
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use datapath::loader::{Datapath, LoadConfig, TC_INGRESS};
+use datapath::loader::{LoadConfig, TC_INGRESS};
 use datapath::plan::{FrontendKind, NoBackends, Protocol};
 
 use crate::env::*;
@@ -210,11 +210,7 @@ fn syn_gets_a_reset_and_udp_a_port_unreachable_from_a_frontend_without_backends_
 #[test]
 fn connect_and_udp_to_a_vip_without_backends_are_refused_fast_and_drop_times_out() {
     let lab = Lab::new(7, "rej", 1);
-    let cfg = LoadConfig::new(lab.bpffs());
-    let attached = in_netns(Some(&lab.node), move || {
-        let mut dp = Datapath::load(&cfg).expect("load");
-        dp.attach_tc("eth0").expect("attach tc").attached
-    });
+    let attached = lab.load(LoadConfig::new(lab.bpffs()), false).attached;
     assert_eq!(attached, 2);
     let mut w = lab.writer();
     let mut plans = Vec::new();
