@@ -56,6 +56,24 @@ static __always_inline __u16 csum_fold32(__s64 sum)
 	return (__u16)~s;
 }
 
+/* The reset's TCP header (zeroed by the caller; the checksum is left to it): ports swapped,
+ * no options, <SEQ=SEG.ACK><CTL=RST> for a segment with ACK, else
+ * <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>. */
+static __always_inline void rst_fill(struct rst_tcphdr *t, const struct pkt *p,
+				     const struct rst_tcphdr *in, __u32 seg_len)
+{
+	t->source = p->dport;
+	t->dest = p->sport;
+	t->doff = 5 << 4;
+	t->flags = RST_F_RST;
+	if (in->flags & RST_F_ACK) {
+		t->seq = in->ack_seq;
+	} else {
+		t->flags |= RST_F_ACK;
+		t->ack_seq = bpf_htonl(bpf_ntohl(in->seq) + seg_len);
+	}
+}
+
 /* Answers the TCP segment p with a reset: the reply swaps MACs, addresses and ports, carries
  * no payload and no options, and its checksums are computed from scratch. A segment with ACK
  * gets <SEQ=SEG.ACK><CTL=RST>; one without gets <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
@@ -131,16 +149,7 @@ static __always_inline int reject_tcp(struct __sk_buff *skb, const struct pkt *p
 		ph.daddr = ip.daddr;
 		ph.proto = IPPROTO_TCP;
 		ph.len = bpf_htons(sizeof(struct rst_tcphdr));
-		ph.tcp.source = p->dport;
-		ph.tcp.dest = p->sport;
-		ph.tcp.doff = 5 << 4;
-		ph.tcp.flags = RST_F_RST;
-		if (in.flags & RST_F_ACK) {
-			ph.tcp.seq = in.ack_seq;
-		} else {
-			ph.tcp.flags |= RST_F_ACK;
-			ph.tcp.ack_seq = bpf_htonl(bpf_ntohl(in.seq) + seg_len);
-		}
+		rst_fill(&ph.tcp, p, &in, seg_len);
 		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
 		if (sum < 0)
 			return TC_ACT_SHOT;
@@ -163,16 +172,7 @@ static __always_inline int reject_tcp(struct __sk_buff *skb, const struct pkt *p
 		__builtin_memcpy(ph.daddr, p->saddr.b, 16);
 		ph.len = bpf_htonl(sizeof(struct rst_tcphdr));
 		ph.proto = IPPROTO_TCP;
-		ph.tcp.source = p->dport;
-		ph.tcp.dest = p->sport;
-		ph.tcp.doff = 5 << 4;
-		ph.tcp.flags = RST_F_RST;
-		if (in.flags & RST_F_ACK) {
-			ph.tcp.seq = in.ack_seq;
-		} else {
-			ph.tcp.flags |= RST_F_ACK;
-			ph.tcp.ack_seq = bpf_htonl(bpf_ntohl(in.seq) + seg_len);
-		}
+		rst_fill(&ph.tcp, p, &in, seg_len);
 		sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
 		if (sum < 0)
 			return TC_ACT_SHOT;
