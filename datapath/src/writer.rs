@@ -223,6 +223,22 @@ fn ident_at(meta: &[BeMeta], id: u32) -> BeIdent {
 
 type BeIdent = (LbAddr, u16);
 
+/// Drops the references a replaced or deleted service entry held on its backends (active slots
+/// and terminating ones), noting each id in `touched` for the caller's cleanup pass.
+fn unref_backends(meta: &mut [BeMeta], old: &KeyState, touched: &mut Vec<u32>) {
+    for id in old.active.iter() {
+        let m = &mut meta[*id as usize];
+        m.active_refs = m.active_refs.saturating_sub(1);
+        m.refs = m.refs.saturating_sub(1);
+        touched.push(*id);
+    }
+    for id in old.terminating.iter() {
+        let m = &mut meta[*id as usize];
+        m.refs = m.refs.saturating_sub(1);
+        touched.push(*id);
+    }
+}
+
 #[derive(Debug)]
 pub struct Writer {
     maps: Maps,
@@ -1224,17 +1240,7 @@ impl Writer {
             let succ = (n.state.region, n.state.maglev);
             if let Some(old) = self.keys.insert(n.key, n.state) {
                 self.release_key_parts(&old, Some(succ), now, &mut st);
-                for id in old.active.iter() {
-                    let m = &mut self.be_meta[*id as usize];
-                    m.active_refs = m.active_refs.saturating_sub(1);
-                    m.refs = m.refs.saturating_sub(1);
-                    touched.push(*id);
-                }
-                for id in old.terminating.iter() {
-                    let m = &mut self.be_meta[*id as usize];
-                    m.refs = m.refs.saturating_sub(1);
-                    touched.push(*id);
-                }
+                unref_backends(&mut self.be_meta, &old, &mut touched);
                 let new_ranges = self
                     .keys
                     .get(&n.key)
@@ -1320,17 +1326,7 @@ impl Writer {
                 continue;
             };
             self.release_key_parts(&old, None, now, &mut st);
-            for id in old.active.iter() {
-                let m = &mut self.be_meta[*id as usize];
-                m.active_refs = m.active_refs.saturating_sub(1);
-                m.refs = m.refs.saturating_sub(1);
-                touched.push(*id);
-            }
-            for id in old.terminating.iter() {
-                let m = &mut self.be_meta[*id as usize];
-                m.refs = m.refs.saturating_sub(1);
-                touched.push(*id);
-            }
+            unref_backends(&mut self.be_meta, &old, &mut touched);
             old_ranges.extend(old.ranges.iter().copied());
             self.svc_ids.release(now, old.val.svc_id);
             gone_ids.push(old.val.svc_id);
