@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datapath::loader::{AttachStats, Datapath, LoadConfig};
+use datapath::bpf_sys::ProgInfo;
+use datapath::loader::{AttachStats, Datapath, LoadConfig, TC_INGRESS};
 use datapath::plan::{FrontendKind, Protocol, ServicePlan};
 use datapath::writer::Writer;
 
@@ -159,6 +160,11 @@ impl Lab {
     /// Loads the datapath in the node namespace, attaches tc on eth0 (and on every backend
     /// link when `all_devices`), and returns the attach counts.
     pub(crate) fn load(&self, cfg: LoadConfig, all_devices: bool) -> AttachStats {
+        self.load_info(cfg, all_devices).0
+    }
+
+    /// [`Lab::load`], also returning what the loaded ingress program is.
+    pub(crate) fn load_info(&self, cfg: LoadConfig, all_devices: bool) -> (AttachStats, ProgInfo) {
         let devices: Vec<String> = if all_devices {
             std::iter::once("eth0".to_string())
                 .chain((0..self.backends.len()).map(|i| format!("b{i}")))
@@ -173,8 +179,10 @@ impl Lab {
                 let s = dp.attach_tc(d).expect("attach tc");
                 st.attached += s.attached;
                 st.adopted += s.adopted;
+                st.replaced += s.replaced;
+                st.staged += s.staged;
             }
-            st
+            (st, dp.program_info(TC_INGRESS).expect("program info"))
         })
     }
 

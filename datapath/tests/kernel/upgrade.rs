@@ -123,14 +123,7 @@ fn a_restart_with_other_settings_switches_the_pinned_links_in_place() {
     let bpffs = lab.bpffs();
     let mut a = LoadConfig::new(&bpffs);
     a.ct_lifetimes.tcp = 7200;
-    let load = |cfg: LoadConfig| {
-        in_netns(Some(&lab.node), move || {
-            let mut dp = Datapath::load(&cfg).expect("load");
-            let st = dp.attach_tc("eth0").expect("attach");
-            let mine = dp.program_info(TC_INGRESS).expect("info");
-            (st, mine)
-        })
-    };
+    let load = |cfg: LoadConfig| lab.load_info(cfg, false);
     let (st, a_prog) = load(a.clone());
     assert_eq!((st.attached, st.adopted, st.replaced), (2, 0, 0));
     let mut w = lab.writer();
@@ -215,11 +208,7 @@ fn an_upgrade_to_a_new_map_layout_carries_a_long_lived_connection_and_removes_th
         lb: LB_V2.to_vec(),
         sock: SOCK_V2.to_vec(),
     });
-    let (st, old_prog) = in_netns(Some(&lab.node), move || {
-        let mut dp = Datapath::load(&old_cfg).expect("load v2");
-        let st = dp.attach_tc("eth0").expect("attach v2");
-        (st, dp.program_info(TC_INGRESS).expect("info"))
-    });
+    let (st, old_prog) = lab.load_info(old_cfg, false);
     assert_eq!(st.attached, 2);
     assert!(
         map_names(&old_prog).iter().all(|n| n.ends_with("_v2")),
