@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use ipnet::IpNet;
+use serde_json::Value;
 
 use crate::process::Process;
 use crate::wait::{wait_for, Check};
@@ -430,6 +431,18 @@ pub(crate) fn parse_prefix(s: &str) -> Result<IpNet> {
     s.trim()
         .parse::<IpNet>()
         .map_err(|e| anyhow!("bad prefix {s:?}: {e}"))
+}
+
+/// An address from a JSON string; None when absent, unparsable or unspecified (0.0.0.0 / ::),
+/// which routers print for "no address".
+pub(crate) fn parse_ip(v: &Value) -> Option<IpAddr> {
+    let ip: IpAddr = v.as_str()?.parse().ok()?;
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// A JSON number that fits in a u32.
+pub(crate) fn u32_of(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|x| u32::try_from(x).ok())
 }
 
 /// A running router the tests can inspect. Implemented by `Frr`, `Bird`, `GoBgp`, `ExaBgp`.

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::bgp::{
-    parse_prefix, Announce, BgpRouter, Community, Family, LargeCommunity, PeerInfo, Route,
+    parse_prefix, u32_of, Announce, BgpRouter, Community, Family, LargeCommunity, PeerInfo, Route,
     RouterConfig, SessionState,
 };
 use crate::lab::{Lab, Node};
@@ -187,12 +187,10 @@ fn attrs_route(net: IpNet, peer: IpAddr, next_hop: &str, attr: &Value) -> Route 
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|a| a.as_u64().and_then(|x| u32::try_from(x).ok()))
+        .filter_map(u32_of)
         .collect();
-    r.med = attr["med"].as_u64().and_then(|x| u32::try_from(x).ok());
-    r.local_pref = attr["local-preference"]
-        .as_u64()
-        .and_then(|x| u32::try_from(x).ok());
+    r.med = u32_of(&attr["med"]);
+    r.local_pref = u32_of(&attr["local-preference"]);
     let nums = |v: &Value| -> Vec<u64> {
         v.as_array()
             .into_iter()

@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::bgp::{
-    parse_prefix, Announce, BgpRouter, Family, PeerInfo, Route, RouterConfig, SessionState,
+    parse_ip, parse_prefix, u32_of, Announce, BgpRouter, Family, PeerInfo, Route, RouterConfig,
+    SessionState,
 };
 use crate::lab::{Lab, Node};
 use crate::process::{tail_file, Process};
@@ -146,15 +147,6 @@ pub fn render_config(config: &RouterConfig, log: &str) -> String {
     }
     out.push("exit".into());
     out.join("\n") + "\n"
-}
-
-fn parse_ip(v: &Value) -> Option<IpAddr> {
-    let ip: IpAddr = v.as_str()?.parse().ok()?;
-    (!ip.is_unspecified()).then_some(ip)
-}
-
-fn u32_of(v: &Value) -> Option<u32> {
-    v.as_u64().and_then(|x| u32::try_from(x).ok())
 }
 
 /// Parses `show bgp neighbors json`.

@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::bgp::{
-    parse_prefix, Announce, BgpRouter, Community, Family, LargeCommunity, PeerInfo, Route,
-    RouterConfig, SessionState,
+    parse_ip, parse_prefix, u32_of, Announce, BgpRouter, Community, Family, LargeCommunity,
+    PeerInfo, Route, RouterConfig, SessionState,
 };
 use crate::lab::{Lab, Node};
 use crate::process::Process;
@@ -156,15 +156,6 @@ fn session_state(v: &Value) -> Result<SessionState> {
         Some(s) => s.parse(),
         None => Ok(SessionState::Idle),
     }
-}
-
-fn parse_ip(v: &Value) -> Option<IpAddr> {
-    let ip: IpAddr = v.as_str()?.parse().ok()?;
-    (!ip.is_unspecified()).then_some(ip)
-}
-
-fn u32_of(v: &Value) -> Option<u32> {
-    v.as_u64().and_then(|x| u32::try_from(x).ok())
 }
 
 /// Parses `gobgp neighbor -j`.
