@@ -787,17 +787,13 @@ fn start_bgplane(
     })
 }
 
-/// Sum of `received` over the peers of `bgplane peers -o json` (a number, or an object with a
-/// `total`).
+/// Sum of `received.total` over the peers of `bgplane peers -o json`.
 fn bgplane_received(v: &Value) -> Result<u64> {
     let Some(peers) = v.as_array() else {
         bail!("bgplane peers -o json: not an array: {v:.200}");
     };
     Ok(peers
         .iter()
-        .filter_map(|p| {
-            let r = &p["received"];
-            r.as_u64().or_else(|| r["total"].as_u64())
-        })
+        .filter_map(|p| p["received"]["total"].as_u64())
         .sum())
 }
