@@ -188,9 +188,7 @@ impl ApiSource for AgentState {
     fn services(&self) -> Result<ServicesJson, String> {
         match &self.datapath {
             Some(d) => Ok(d.snapshot()),
-            None => {
-                Err("the service load balancer is off (start the agent with --datapath)".into())
-            }
+            None => Err(api::DATAPATH_OFF.into()),
         }
     }
 }

@@ -16,7 +16,7 @@ mod server;
 pub mod types;
 
 pub use client::{get, routes_path, ClientError};
-pub use server::{serve, ApiSource, RouteKind, RouteQuery};
+pub use server::{serve, ApiSource, RouteKind, RouteQuery, DATAPATH_OFF};
 pub use types::{
     ApplyJson, BackendJson, CountersJson, Counts, DatapathErrorJson, DatapathJson, ErrorJson,
     FrontendJson, PeerJson, RouteJson, ServiceJson, ServicesJson,

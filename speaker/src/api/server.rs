@@ -30,6 +30,9 @@ pub struct RouteQuery {
     pub family: Option<Family>,
 }
 
+/// The 404 of `GET /v1/services` when the agent runs without the service load balancer.
+pub const DATAPATH_OFF: &str = "the service load balancer is off (start the agent with --datapath)";
+
 /// What the API shows; implemented by the agent.
 pub trait ApiSource: Send + Sync + 'static {
     fn peers(&self) -> Vec<PeerJson>;
@@ -37,7 +40,7 @@ pub trait ApiSource: Send + Sync + 'static {
     fn routes(&self, query: &RouteQuery) -> Result<Vec<RouteJson>, String>;
     /// `Err` (404) when the agent runs without the service load balancer.
     fn services(&self) -> Result<ServicesJson, String> {
-        Err("the service load balancer is off (start the agent with --datapath)".into())
+        Err(DATAPATH_OFF.into())
     }
 }
 
