@@ -405,23 +405,21 @@ impl Engine {
         });
         let mut dp = Datapath::load(&cfg).map_err(|e| format!("loading the programs: {e}"))?;
         let mut st = AttachStats::default();
-        for dev in &self.opts.devices {
-            let s = dp
-                .attach_tc(dev)
-                .map_err(|e| format!("--devices {dev}: {e}"))?;
+        let mut add = |s: AttachStats| {
             st.attached += s.attached;
             st.adopted += s.adopted;
             st.replaced += s.replaced;
             st.staged += s.staged;
+        };
+        for dev in &self.opts.devices {
+            add(dp
+                .attach_tc(dev)
+                .map_err(|e| format!("--devices {dev}: {e}"))?);
         }
         let cgroup = cgroup2_dir(self.opts.cgroup2.as_deref())?;
-        let s = dp
+        add(dp
             .attach_cgroup(&cgroup)
-            .map_err(|e| format!("--cgroup2 {}: {e}", cgroup.display()))?;
-        st.attached += s.attached;
-        st.adopted += s.adopted;
-        st.replaced += s.replaced;
-        st.staged += s.staged;
+            .map_err(|e| format!("--cgroup2 {}: {e}", cgroup.display()))?);
         let writer = Writer::open(&self.opts.bpffs, WriterConfig::new(node.addresses.clone()))
             .map_err(|e| format!("opening the maps under {}: {e}", self.opts.bpffs.display()))?;
         tracing::info!(
