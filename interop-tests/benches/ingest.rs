@@ -37,6 +37,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use interop_tests::process::mono_ns;
 use interop_tests::{missing_capabilities, Iface, Lab, Node, Process};
 use serde_json::Value;
 
@@ -413,16 +414,6 @@ fn feeder_log(p: &Process) -> FeederLog {
         }
     }
     log
-}
-
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// VmHWM (peak resident set) of `pid` in MB (10^6 bytes).

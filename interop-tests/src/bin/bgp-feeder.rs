@@ -35,6 +35,7 @@ use bgp::wire::{
     frame_len, Capability, Context, Family, Message, Notification, Open, Update, HEADER_LEN,
     MAX_LEN,
 };
+use interop_tests::process::mono_ns;
 
 /// BGP message type of UPDATE (RFC 4271 §4.1).
 const UPDATE: u8 = 2;
@@ -144,17 +145,6 @@ fn parse_args(argv: &[String]) -> Result<Args> {
         next_hop_v6: nh6.context("--next-hop-v6 is required")?,
         next_hop_v6_ll: nh6_ll,
     })
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: comparable between processes on this machine.
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn event(line: &str) {
