@@ -14,7 +14,7 @@ use ipnet::IpNet;
 
 use crate::agent::datapath::{DatapathOptions, DEFAULT_BPFFS, POLL};
 use crate::agent::AgentOptions;
-use crate::api::{self, PeerJson, RouteJson, ServicesJson, DEFAULT_SOCKET};
+use crate::api::{self, PeerJson, RouteJson, DEFAULT_SOCKET};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -155,12 +155,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Agent(a) => run_agent(cli.socket, a),
         Command::Peers { output } => {
-            let peers: Vec<PeerJson> = api::get(&cli.socket, "/v1/peers")?;
-            match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&peers)?),
-                Output::Table => print!("{}", table::peers(&peers)),
-            }
-            Ok(())
+            show::<Vec<PeerJson>>(&cli.socket, "/v1/peers", output, |p| table::peers(p))
         }
         Command::Routes(r) => {
             let kind = match r.direction {
@@ -173,21 +168,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             });
             let peer = r.peer.map(|p| p.to_string());
             let path = api::routes_path(kind, peer.as_deref(), family);
-            let routes: Vec<RouteJson> = api::get(&cli.socket, &path)?;
-            match r.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&routes)?),
-                Output::Table => print!("{}", table::routes(&routes)),
-            }
-            Ok(())
+            show::<Vec<RouteJson>>(&cli.socket, &path, r.output, |r| table::routes(r))
         }
-        Command::Services { output } => {
-            let services: ServicesJson = api::get(&cli.socket, "/v1/services")?;
-            match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&services)?),
-                Output::Table => print!("{}", table::services(&services)),
-            }
-            Ok(())
-        }
+        Command::Services { output } => show(&cli.socket, "/v1/services", output, table::services),
         Command::Datapath(DatapathCommand::Unload { bpffs }) => {
             let removed = crate::agent::datapath::unload(&bpffs)
                 .map_err(|e| anyhow::anyhow!("removing the pins under {}: {e}", bpffs.display()))?;
@@ -195,6 +178,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// GETs `path` and prints the document as pretty JSON or as the table `table` makes of it.
+fn show<T: serde::de::DeserializeOwned + serde::Serialize>(
+    socket: &std::path::Path,
+    path: &str,
+    output: Output,
+    table: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    let doc: T = api::get(socket, path)?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
+        Output::Table => print!("{}", table(&doc)),
+    }
+    Ok(())
 }
 
 fn hostname() -> Option<String> {
